@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources of the platform, and the typed stack configuration."""

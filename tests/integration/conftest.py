@@ -1,0 +1,43 @@
+"""Fixtures: a fakepve simulator on loopback over verified TLS, seeded like a small Proxmox cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from providers.client import ProxmoxClient, RetryPolicy
+from providers.connection import ConnectionSettings
+from providers.vm_ops import CloneSlots, VmOperations
+from tests.support.simulator import TOKEN_ID, TOKEN_SECRET, seed
+
+
+@pytest.fixture
+def pve(fakepve: Any) -> Any:
+    """The simulator (fakepve's own fixture: 127.0.0.1, self-signed cert, time_scale 0), seeded."""
+    seed(fakepve)
+    return fakepve
+
+
+@pytest.fixture
+def settings(pve: Any, fakepve_cafile: str) -> ConnectionSettings:
+    """Token auth with TLS verified against the simulator's certificate."""
+    return ConnectionSettings(
+        endpoint=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_bundle=fakepve_cafile, http_timeout=30
+    )
+
+
+FAST = RetryPolicy(attempts=5, initial_delay=0.01, max_delay=0.05, lock_wait=5.0)
+
+
+@pytest.fixture
+def client(settings: ConnectionSettings) -> Iterator[ProxmoxClient]:
+    """A client with short backoff so fault tests run quickly."""
+    yield ProxmoxClient(settings, retry=FAST, task_poll_interval=0.05)
+
+
+@pytest.fixture
+def ops(client: ProxmoxClient) -> VmOperations:
+    """VM operations with fast polling."""
+    return VmOperations(client, clone_slots=CloneSlots(2), poll_interval=0.02)

@@ -1,0 +1,53 @@
+"""Seed a fakepve simulator with what the platform expects: nodes, templates, storages and a token.
+
+Used by the integration tests and by the local stack's simulator launcher, so both run against the
+same cluster shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOKEN_ID = "pulumi@pve!iac"
+TOKEN_SECRET = "local-only-token-secret"
+TEMPLATE_TAGS = "k8s;ubuntu-24-04"
+GIB = 1024**3
+
+
+def seed(pve: Any, *, nodes: tuple[str, ...] = ("pve1", "pve2"), storage_gib: int = 2048) -> dict[str, int]:
+    """Add nodes, one cloud-init template per node (VMID 9000 + index) and the API token; return templates."""
+    pve.apitokens[TOKEN_ID] = TOKEN_SECRET
+    for node in nodes:
+        pve.add_node(node)
+    lvm = pve.storages["local-lvm"]
+    lvm["avail"] = storage_gib * GIB
+    templates = {}
+    for index, node in enumerate(nodes):
+        vmid = 9000 + index
+        volume = f"base-{vmid}-disk-0"
+        lvm.setdefault("volumes", {})[volume] = {
+            "content": "images",
+            "format": "raw",
+            "size": 10 * GIB,
+            "vmid": vmid,
+            "ctime": 0,
+        }
+        pve.add_vm(
+            vmid,
+            f"ubuntu-2404-{node}",
+            node=node,
+            template=True,
+            config={
+                "scsihw": "virtio-scsi-single",
+                "scsi0": f"local-lvm:{volume},size=10G",
+                "ide2": f"local-lvm:vm-{vmid}-cloudinit,media=cdrom",
+                "net0": "virtio=BC:24:11:00:00:0" + str(index) + ",bridge=vmbr0,firewall=1",
+                "boot": "order=scsi0",
+                "agent": "1",
+                "serial0": "socket",
+                "tags": TEMPLATE_TAGS,
+                "template": 1,
+            },
+        )
+        templates[node] = vmid
+    return templates

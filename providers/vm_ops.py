@@ -147,9 +147,10 @@ class VmOperations:
 
     # ================================================================== lookup
 
-    def vms(self) -> list[Located]:
-        """Every VM and template the token can see."""
-        rows = self.client.get("/cluster/resources", type="vm") or []
+    def vms(self, rows: list[dict[str, Any]] | None = None) -> list[Located]:
+        """Every VM and template the token can see (from ``rows`` of /cluster/resources when given)."""
+        if rows is None:
+            rows = self.client.get("/cluster/resources", type="vm") or []
         return [
             Located(
                 vmid=int(r["vmid"]),
@@ -186,7 +187,7 @@ class VmOperations:
             return False
         return obs.marker == spec.marker or spec.marker_tag in obs.marker_tags
 
-    def find_own(self, spec: VmSpec) -> Located | None:
+    def find_own(self, spec: VmSpec, rows: list[dict[str, Any]] | None = None) -> Located | None:
         """A VM carrying this resource's marker (from an interrupted or lost create), or None.
 
         The marker tag is written after the clone; the description footer is written by the clone itself,
@@ -194,7 +195,7 @@ class VmOperations:
         """
         candidates = [
             vm
-            for vm in self.vms()
+            for vm in self.vms(rows)
             if not vm.template
             and (spec.marker_tag in vm.tags.split(";") or vm.name == spec.name)
             and spec.vmid_range.start <= vm.vmid <= spec.vmid_range.end
@@ -214,8 +215,10 @@ class VmOperations:
 
     def create(self, spec: VmSpec, password: str | None = None) -> VmState:
         """Clone, configure, start and (optionally) wait for an address; undo everything on failure."""
-        template = self.resolve_template(spec)
-        own = self.find_own(spec)
+        # One listing of the cluster serves template lookup, adoption, placement and VMID choice.
+        rows = self.client.get("/cluster/resources") or []
+        template = self.resolve_template(spec, rows)
+        own = self.find_own(spec, rows)
         if own is not None and own.node not in spec.candidate_nodes:
             raise ProxmoxValidationError(
                 f"VM {own.vmid} on {own.node} carries this resource's ownership marker but is outside its "
@@ -230,10 +233,10 @@ class VmOperations:
             )
             vmid, node = own.vmid, own.node
         else:
-            vmid, node = self._clone(spec, template)
+            vmid, node = self._clone(spec, template, rows)
         try:
             self.wait_unlocked(node, vmid, timeout=spec.timeouts.clone)
-            self._configure(spec, node, vmid, password, template_storage=self._template_storage(template))
+            self._configure(spec, node, vmid, password, template_storage=lambda: self._template_storage(template))
             if spec.started:
                 self.power(node, vmid, "start", spec)
             state = self.state(spec, node, vmid, wait_for_ip=True)
@@ -246,9 +249,9 @@ class VmOperations:
                 exc.args = (exc._render(),)
             raise
 
-    def resolve_template(self, spec: VmSpec) -> Located:
+    def resolve_template(self, spec: VmSpec, rows: list[dict[str, Any]] | None = None) -> Located:
         """The template to clone: by VMID, or the one whose tags include all of ``template_tags``."""
-        vms = self.vms()
+        vms = self.vms(rows)
         if spec.template_vmid is not None:
             for vm in vms:
                 if vm.vmid == spec.template_vmid:
@@ -281,11 +284,13 @@ class VmOperations:
                 return str(cfg[key]).split(":", 1)[0]
         return "local-lvm"
 
-    def pick_node(self, spec: VmSpec) -> str:
+    def pick_node(self, spec: VmSpec, rows: list[dict[str, Any]] | None = None) -> str:
         """The pinned node, or the online allowed node with the most free memory."""
         if spec.node:
             return spec.node
-        rows = [r for r in (self.client.get("/cluster/resources", type="node") or []) if r.get("type") == "node"]
+        if rows is None:
+            rows = self.client.get("/cluster/resources", type="node") or []
+        rows = [r for r in rows if r.get("type") == "node"]
         online = {
             str(r["node"]): int(r.get("maxmem") or 0) - int(r.get("mem") or 0)
             for r in rows
@@ -299,9 +304,9 @@ class VmOperations:
             )
         return sorted(usable, key=lambda n: (-online[n], n))[0]
 
-    def allocate_vmid(self, spec: VmSpec, exclude: set[int]) -> int:
+    def allocate_vmid(self, spec: VmSpec, exclude: set[int], rows: list[dict[str, Any]] | None = None) -> int:
         """A free VMID from the range, probed at random and confirmed by ``/cluster/nextid``."""
-        taken = {vm.vmid for vm in self.vms()} | exclude
+        taken = {vm.vmid for vm in self.vms(rows)} | exclude
         size = spec.vmid_range.end - spec.vmid_range.start + 1
         for _ in range(VMID_ATTEMPTS):
             if len(taken) >= size and all(spec.vmid_range.start <= t <= spec.vmid_range.end for t in taken):
@@ -327,12 +332,13 @@ class VmOperations:
             f"vmid_range: no free VMID found in {spec.vmid_range.start}-{spec.vmid_range.end}"
         )
 
-    def _clone(self, spec: VmSpec, template: Located) -> tuple[int, str]:
-        node = self.pick_node(spec)
+    def _clone(self, spec: VmSpec, template: Located, rows: list[dict[str, Any]]) -> tuple[int, str]:
+        node = self.pick_node(spec, rows)
         tried: set[int] = set()
         last: BaseException | None = None
         for _ in range(VMID_ATTEMPTS):
-            vmid = self.allocate_vmid(spec, tried)
+            # The first attempt trusts the listing taken at the start; after a lost race, list again.
+            vmid = self.allocate_vmid(spec, tried, rows if not tried else None)
             tried.add(vmid)
             params: dict[str, Any] = {
                 "newid": vmid,
@@ -380,7 +386,9 @@ class VmOperations:
                 return own
             self._sleep(self._poll)
 
-    def _configure(self, spec: VmSpec, node: str, vmid: int, password: str | None, *, template_storage: str) -> None:
+    def _configure(
+        self, spec: VmSpec, node: str, vmid: int, password: str | None, *, template_storage: Callable[[], str]
+    ) -> None:
         cfg = self.config(node, vmid)
         obs = observe(cfg, disk_slots=set(spec.disks), nic_slots=set(spec.nics))
         params: dict[str, Any] = dict(render_options(spec, password))
@@ -389,7 +397,7 @@ class VmOperations:
             params[slot] = render_nic(nic, current.mac if current else None)
         for slot, disk in spec.disks.items():
             if slot not in obs.disks:
-                params[slot] = render_new_disk(slot, disk, spec.storage or template_storage)
+                params[slot] = render_new_disk(slot, disk, spec.storage or template_storage())
         self.set_config(node, vmid, params, digest=obs.digest, timeout=spec.timeouts.config)
         self._grow_disks(spec, node, vmid, obs, spec.disks)
 
@@ -485,10 +493,13 @@ class VmOperations:
 
     # ================================================================== read
 
-    def state(self, spec: VmSpec, node: str, vmid: int, *, wait_for_ip: bool) -> VmState:
+    def state(
+        self, spec: VmSpec, node: str, vmid: int, *, wait_for_ip: bool, cfg: dict[str, Any] | None = None
+    ) -> VmState:
         """The computed outputs of a VM: status, MACs, addresses and whether a reboot is pending."""
         status = self.client.get(f"/nodes/{node}/qemu/{vmid}/status/current") or {}
-        cfg = self.config(node, vmid)
+        if cfg is None:
+            cfg = self.config(node, vmid)
         obs = observe(cfg, disk_slots=set(spec.disks), nic_slots=set(spec.nics))
         pending = self.client.get(f"/nodes/{node}/qemu/{vmid}/pending") or []
         reboot_pending = any("pending" in row or row.get("delete") for row in pending)
@@ -568,7 +579,7 @@ class VmOperations:
         if not ours and not (adopt_unmarked and obs.marker is None):
             log.warning("VM %s no longer carries this resource's marker: treating it as gone", vmid)
             return None
-        state = self.state(spec, where.node, vmid, wait_for_ip=False)
+        state = self.state(spec, where.node, vmid, wait_for_ip=False, cfg=cfg)
         return state, _refreshed_spec(spec, obs, where, state)
 
     # ================================================================== update

@@ -51,3 +51,30 @@ def seed(pve: Any, *, nodes: tuple[str, ...] = ("pve1", "pve2"), storage_gib: in
         )
         templates[node] = vmid
     return templates
+
+
+class ServedSimulator:
+    """A fakepve on a private event loop in a daemon thread, bound to loopback with its own certificate."""
+
+    def __init__(self, directory: str, *, host: str = "127.0.0.1", time_scale: float = 0.0) -> None:
+        import asyncio
+        import threading
+
+        from fakepve.certs import make_cert
+        from fakepve.server import FakePve
+
+        self.cafile, keyfile, _ = make_cert(directory, hosts=(host,))
+        self.pve = FakePve(user="root@pam", password="local-only", host=host, port=0)
+        self.pve.time_scale = time_scale
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.pve.start(self.cafile, keyfile), self._loop).result(30)
+
+    def stop(self) -> None:
+        """Stop serving and end the loop thread."""
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.pve.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)

@@ -1,0 +1,140 @@
+"""Property-based tests of the pure diff planner (no Proxmox involved)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from providers.vm_plan import REPLACE_FIELDS, PlanError, plan
+from providers.vm_spec import DISK_SLOT, NIC_SLOT, VmSpec
+from tests.support.specs import vm_inputs
+
+tag = st.from_regex(r"[a-z0-9_][a-z0-9_\-+.]{0,10}", fullmatch=True).filter(lambda t: not t.startswith("pulumi-"))
+tags = st.lists(tag, min_size=0, max_size=8, unique=True)
+disk_slot = st.sampled_from(["scsi0", "scsi1", "scsi2", "virtio0", "virtio3", "sata1"])
+nic_slot = st.sampled_from(["net0", "net1", "net2", "net7"])
+size = st.integers(min_value=1, max_value=4096)
+
+
+def spec(**overrides: Any) -> VmSpec:
+    inputs = vm_inputs(marker="a" * 32)
+    inputs.update(overrides)
+    return VmSpec.from_inputs(inputs)
+
+
+@given(tags=tags, data=st.data())
+def test_tag_order_and_case_never_cause_a_diff(tags: list[str], data: st.DataObject) -> None:
+    shuffled = data.draw(st.permutations(tags))
+    shouted = [t.upper() if i % 2 else t for i, t in enumerate(shuffled)]
+    result = plan(spec(tags=tags), spec(tags=shouted), current_node="pve1", current_vmid=1500)
+    assert not result.has_changes
+
+
+@given(slot=disk_slot, before=size, delta=st.integers(min_value=1, max_value=1000))
+def test_shrinking_any_disk_is_refused_naming_it(slot: str, before: int, delta: int) -> None:
+    after = max(1, before - delta)
+    if after == before:
+        return
+    old = spec(disks={slot: {"size_gib": before}})
+    new = spec(disks={slot: {"size_gib": after}})
+    with pytest.raises(PlanError) as err:
+        plan(old, new, current_node="pve1", current_vmid=1500)
+    assert err.value.field_path == f"disks.{slot}.size_gib"
+    assert slot in str(err.value)
+
+
+@given(slot=disk_slot, before=size, delta=st.integers(min_value=1, max_value=1000))
+def test_growing_a_disk_is_an_update_in_place(slot: str, before: int, delta: int) -> None:
+    result = plan(
+        spec(disks={slot: {"size_gib": before}}),
+        spec(disks={slot: {"size_gib": before + delta}}),
+        current_node="pve1",
+        current_vmid=1500,
+    )
+    assert result.replaces == ()
+    assert result.disk_updates[slot].size_gib == before + delta
+
+
+IMMUTABLE_CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "template_vmid": ({"template_tags": [], "template_vmid": 9000}, {"template_tags": [], "template_vmid": 9001}),
+    "template_tags": ({"template_tags": ["k8s"]}, {"template_tags": ["k8s", "ubuntu-24-04"]}),
+    "clone_mode": ({"clone_mode": "full"}, {"clone_mode": "linked"}),
+    "storage": ({"storage": "local-lvm"}, {"storage": "ceph-pool"}),
+    "disk_format": ({"disk_format": "raw"}, {"disk_format": "qcow2"}),
+    "pool": ({"pool": "k8s"}, {"pool": "tenants"}),
+}
+
+
+def test_every_immutable_field_has_a_case() -> None:
+    assert set(IMMUTABLE_CHANGES) == set(REPLACE_FIELDS)
+
+
+@pytest.mark.parametrize("field", sorted(IMMUTABLE_CHANGES))
+def test_each_immutable_field_plans_a_replacement(field: str) -> None:
+    before, after = IMMUTABLE_CHANGES[field]
+    result = plan(spec(**before), spec(**after), current_node="pve1", current_vmid=1500)
+    assert field in result.replaces
+
+
+def test_pinned_node_change_replaces_unless_migration_is_asked_for() -> None:
+    old, new = spec(node="pve1", allowed_nodes=[]), spec(node="pve2", allowed_nodes=[])
+    assert "node" in plan(old, new, current_node="pve1", current_vmid=1500).replaces
+    migrating = spec(node="pve2", allowed_nodes=[], migrate_on_node_change=True)
+    result = plan(old, migrating, current_node="pve1", current_vmid=1500)
+    assert result.replaces == () and result.migrate_to == "pve2"
+
+
+def test_vmid_outside_a_new_range_replaces() -> None:
+    result = plan(spec(), spec(vmid_range={"start": 2000, "end": 2999}), current_node="pve1", current_vmid=1500)
+    assert "vmid_range" in result.replaces
+
+
+managed_disks = st.dictionaries(disk_slot, st.builds(lambda s: {"size_gib": s}, size), max_size=3)
+managed_nics = st.dictionaries(
+    nic_slot,
+    st.builds(
+        lambda b, v: {"bridge": b, "vlan": v},
+        st.sampled_from(["vmbr0", "vmbr1"]),
+        st.one_of(st.none(), st.integers(1, 4094)),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=150)
+@given(old_disks=managed_disks, new_disks=managed_disks, old_nics=managed_nics, new_nics=managed_nics)
+def test_only_declared_slots_ever_appear_in_a_plan(
+    old_disks: dict[str, Any], new_disks: dict[str, Any], old_nics: dict[str, Any], new_nics: dict[str, Any]
+) -> None:
+    no_ci = {"cloud_init": None}
+    old = spec(disks=old_disks, nics=old_nics, **no_ci)
+    new = spec(disks=new_disks, nics=new_nics, **no_ci)
+    try:
+        result = plan(old, new, current_node="pve1", current_vmid=1500)
+    except PlanError as err:
+        assert re.fullmatch(r"disks\.\w+\.size_gib", err.field_path)
+        return
+    declared_disks, declared_nics = set(old_disks) | set(new_disks), set(old_nics) | set(new_nics)
+    assert set(result.disk_updates) <= set(new_disks)
+    assert set(result.nic_updates) <= set(new_nics)
+    assert set(result.nic_removals) <= set(old_nics)
+    for key in [*result.set_options, *result.delete_options]:
+        assert not DISK_SLOT.match(key) and not NIC_SLOT.match(key), key
+    # A disk that stops being declared is left alone (its data stays), never detached.
+    assert all(slot in declared_disks for slot in result.disk_updates)
+    assert all(slot in declared_nics for slot in [*result.nic_updates, *result.nic_removals])
+
+
+def test_no_change_means_no_plan() -> None:
+    assert not plan(spec(), spec(), current_node="pve1", current_vmid=1500).has_changes
+
+
+def test_password_change_is_an_in_place_cloud_init_update() -> None:
+    result = plan(spec(), spec(), current_node="pve1", current_vmid=1500, old_password="a", new_password="b")
+    assert result.changed_fields == ("cloud_init_password",)
+    assert result.regenerate_cloudinit and result.set_options == {"cipassword": "b"}

@@ -47,7 +47,8 @@ def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
 
 @pytest.fixture
 def provider_blob() -> str:
-    return serialize_provider(ProxmoxVmProvider())
+    blob: str = serialize_provider(ProxmoxVmProvider())
+    return blob
 
 
 @pytest.fixture

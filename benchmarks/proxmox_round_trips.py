@@ -16,7 +16,7 @@ from providers.client import ProxmoxClient
 from providers.connection import ConnectionSettings
 from providers.vm_ops import CloneSlots, VmOperations
 from providers.vm_plan import plan
-from tests.support.simulator import TOKEN_ID, TOKEN_SECRET, ServedSimulator, seed
+from tools.simulator import TOKEN_ID, TOKEN_SECRET, ServedSimulator, seed
 from tests.support.specs import vm_spec
 
 # Minimal call sequences, one entry per HTTP request.

@@ -1,0 +1,1 @@
+"""Developer tooling (local simulator, promotion helpers). Never imported by the Pulumi program."""

@@ -16,8 +16,8 @@ from providers.client import ProxmoxClient
 from providers.connection import ConnectionSettings
 from providers.vm_ops import CloneSlots, VmOperations
 from providers.vm_plan import plan
-from tools.simulator import TOKEN_ID, TOKEN_SECRET, ServedSimulator, seed
 from tests.support.specs import vm_spec
+from tools.simulator import TOKEN_ID, TOKEN_SECRET, ServedSimulator, seed
 
 # Minimal call sequences, one entry per HTTP request.
 MINIMAL = {

@@ -92,6 +92,11 @@ DEFAULT_HOST = "127.0.0.2"
 DEFAULT_PORT = 8006
 
 
+def _read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read().strip()
+
+
 def _paths(root: str) -> dict[str, str]:
     import os
 
@@ -143,8 +148,7 @@ def start(root: str, host: str, port: int, timeout: float = 30.0) -> str:
 
     paths = _paths(root)
     if running(root):
-        with open(paths["url"]) as handle:
-            return handle.read().strip()
+        return _read(paths["url"])
     os.makedirs(paths["dir"], exist_ok=True)
     for stale in ("url", "ca"):
         if os.path.exists(paths[stale]):
@@ -164,7 +168,7 @@ def start(root: str, host: str, port: int, timeout: float = 30.0) -> str:
         if proc.poll() is not None:
             raise SystemExit(f"simulator exited early; see {paths['log']}")
         if os.path.exists(paths["url"]) and os.path.exists(paths["ca"]):
-            url = open(paths["url"]).read().strip()
+            url = _read(paths["url"])
             try:
                 requests.get(url + "/api2/json/version", verify=paths["ca"], timeout=2)
                 return url
@@ -181,7 +185,7 @@ def running(root: str) -> bool:
 
     paths = _paths(root)
     try:
-        pid = int(open(paths["pid"]).read().strip())
+        pid = int(_read(paths["pid"]))
         os.kill(pid, 0)
     except (OSError, ValueError):
         return False
@@ -197,7 +201,7 @@ def stop(root: str) -> None:
     paths = _paths(root)
     if not running(root):
         return
-    pid = int(open(paths["pid"]).read().strip())
+    pid = int(_read(paths["pid"]))
     os.killpg(pid, signal.SIGTERM)
     for _ in range(50):
         if not running(root):

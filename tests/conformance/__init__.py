@@ -1,0 +1,1 @@
+"""Conformance tier: every emitted Kubernetes object validates against its schema, offline."""

@@ -8,7 +8,10 @@ thread-safe client.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -35,9 +38,29 @@ def settings_from_config(get: Callable[[str], Any]) -> tuple[ConnectionSettings 
     if raw in (None, ""):
         return None, 2
     data = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    if data.get("caBundle"):
+        data["caBundle"] = ca_bundle_file(str(data["caBundle"]))
     secrets = {"tokenSecret": get(TOKEN_SECRET_KEY), "password": get(PASSWORD_KEY)}
     limit = int(data.get("maxConcurrentClonesPerNode", 2))
     return ConnectionSettings.from_mapping(data, secrets), limit
+
+
+def ca_bundle_file(value: str) -> str:
+    """A path to the CA bundle: PEM text is written to a private temp file, relative paths are made absolute.
+
+    Relative paths are resolved against the working directory, which is the Pulumi project directory for
+    both the program and the provider processes the engine starts.
+    """
+    if value.lstrip().startswith("-----BEGIN"):
+        digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+        path = os.path.join(tempfile.gettempdir(), f"proxmox-ca-{os.getuid()}-{digest}.pem")
+        if not os.path.exists(path):
+            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(value)
+            os.replace(path + ".tmp", path)
+        return path
+    return os.path.abspath(value)
 
 
 def configure(settings: ConnectionSettings | None, clone_limit: int = 2) -> None:

@@ -161,6 +161,7 @@ SECRET_KEYS: Final[Mapping[str, str]] = {
     "managementKubeconfig": "kubeconfig of the existing management cluster (managementCluster.external)",
     "sshPrivateKey": "private key matching managementCluster.sshPublicKeys (kubeadm bootstrap over SSH)",
     "csiEncryptionPassphrase": "LUKS passphrase for storage classes with encrypted: true",
+    "kamajiDatastorePassword": "password of kamaji.datastore.username (kamaji.datastore.driver: postgresql)",
 }
 """Secret Pulumi config keys (``pulumi config set --secret``) and what each holds."""
 
@@ -532,6 +533,10 @@ class StorageClassConfig(_ConfigModel):
     """Proxmox storage ID (CSI parameter storage)."""
     storage_class: StorageClassName
     """Name of the Kubernetes StorageClass."""
+    type: Literal["dir", "lvm", "lvmthin", "zfspool", "nfs", "rbd"] = "lvmthin"
+    """Proxmox storage type (decides snapshot support and whether volumes can follow a VM to another node)."""
+    shared: bool = False
+    """The storage is shared between nodes (always true for nfs and rbd)."""
     ssd: bool = False
     """SSD emulation and discard."""
     cache: Literal["none", "writethrough", "writeback", "directsync"] = "none"
@@ -574,6 +579,8 @@ class KamajiDatastoreConfig(_ConfigModel):
     """Size of each etcd volume in GiB."""
     endpoints: tuple[Annotated[str, _pattern(_HOST_PORT)], ...] = ()
     """PostgreSQL endpoints host:port (postgresql only)."""
+    username: Annotated[str, _pattern(_LINUX_USER, 63)] = "kamaji"
+    """PostgreSQL user (postgresql only); its password is the secret config key kamajiDatastorePassword."""
 
 
 class KamajiLoadBalancerConfig(_ConfigModel):
@@ -821,10 +828,13 @@ def required_secret_keys(cfg: StackConfig) -> tuple[str, ...]:
     keys = ["proxmoxTokenSecret"]
     if cfg.management_cluster.external:
         keys.append("managementKubeconfig")
-    else:
+    elif cfg.local_render is None:
+        # Rendering (the local stack) skips the kubeadm bootstrap, so no SSH key is needed.
         keys.append("sshPrivateKey")
     if any(sc.encrypted for sc in cfg.storage):
         keys.append("csiEncryptionPassphrase")
+    if cfg.kamaji.datastore.driver == "postgresql":
+        keys.append("kamajiDatastorePassword")
     return tuple(keys)
 
 
@@ -1026,6 +1036,7 @@ class StackSecrets:
     management_kubeconfig: pulumi.Output[str] | None
     ssh_private_key: pulumi.Output[str] | None
     csi_encryption_passphrase: pulumi.Output[str] | None
+    kamaji_datastore_password: pulumi.Output[str] | None = None
 
 
 def read_stack_config(config: pulumi.Config) -> StackConfig:
@@ -1079,4 +1090,5 @@ def read_stack_secrets(config: pulumi.Config, cfg: StackConfig) -> StackSecrets:
         management_kubeconfig=optional("managementKubeconfig"),
         ssh_private_key=optional("sshPrivateKey"),
         csi_encryption_passphrase=optional("csiEncryptionPassphrase"),
+        kamaji_datastore_password=optional("kamajiDatastorePassword"),
     )

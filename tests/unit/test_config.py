@@ -963,3 +963,12 @@ def test_read_stack_secrets_requires_the_secrets_the_config_needs(stack_config: 
         asyncio.run(run())
     with pytest.raises(pulumi.RunError, match="managementKubeconfig: secret config key is missing"):
         read_stack_config(config)
+
+
+def test_rendering_needs_no_ssh_key_and_postgres_needs_its_password() -> None:
+    assert required_secret_keys(load_stack_config({**good(), "localRender": "rendered/local"})) == (
+        "proxmoxTokenSecret",
+    )
+    raw = good()
+    raw["kamaji"] = {**raw.get("kamaji", {}), "datastore": {"driver": "postgresql", "endpoints": ["pg.example:5432"]}}
+    assert "kamajiDatastorePassword" in required_secret_keys(load_stack_config(raw))

@@ -14,7 +14,8 @@ import pytest
 
 from components.versions import DEFAULT_VERSIONS
 from tests.conformance.schemas import CrdCatalog, crds_dir
-from tests.unit.test_platform_services import Recording, build_platform, record
+from tests.unit.test_platform_services import build_platform
+from tools.recording import Recording, record
 
 KUBERNETES_VERSION = DEFAULT_VERSIONS.kubernetes
 """Kubernetes version the core kinds are validated against: the management cluster's."""

@@ -33,7 +33,7 @@ from tests.conformance.schemas import (
     validate_chart_values,
     validate_core,
 )
-from tests.unit.test_platform_services import CHART, RELEASE, Recording, Registration
+from tools.recording import CHART, RELEASE, Recording, Registration
 
 CHART_VALUE_SCHEMAS = {"cluster-api-operator": "capi-operator_chart_values.schema.json"}
 """Chart name -> published values schema stored beside the CRDs."""

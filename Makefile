@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup lint test test-unit up down
+.PHONY: setup toolchain lint test test-unit up down render
 
 setup:
 	@scripts/bootstrap.sh
@@ -17,3 +17,16 @@ test: lint
 
 test-unit: setup
 	$(VENV)/python -m pytest tests/unit
+
+toolchain: setup
+	@scripts/pulumi-toolchain.sh >/dev/null
+
+# The main job: the local stack against the simulator (see README).
+up: toolchain
+	@scripts/local-stack.sh up
+
+down: toolchain
+	@scripts/local-stack.sh down
+
+render: setup
+	$(VENV)/python -m tools.render --stack local

@@ -228,6 +228,10 @@ class ManagementClusterArgs:
     render_dir: str | None = None
     """Render Kubernetes manifests to this directory instead of applying them."""
 
+    kubernetes: bool = True
+    """Create the cluster's kubernetes.Provider. False (render mode only) when the manifests are rendered
+    outside the engine by ``tools.render``, as on the local stack where no kubernetes plugin exists."""
+
     cluster_name: str = "mgmt"
     """Cluster name: VM name prefix, kubeadm ``clusterName``, default provider identifier."""
 
@@ -274,6 +278,8 @@ class ManagementClusterArgs:
                     "managementCluster.external needs the secret managementKubeconfig (or render_dir to render)"
                 )
             return
+        if not self.kubernetes and self.render_dir is None:
+            raise ValueError("kubernetes=False (no provider) is only meaningful with render_dir")
         if not self.bootstrap and self.render_dir is None:
             raise ValueError("bootstrap=False leaves no kubeconfig to apply with; set render_dir to render manifests")
         if (self.template_vmid is None) == (not self.template_tags):
@@ -358,7 +364,7 @@ class ManagementClusterArgs:
 class ManagementCluster(pulumi.ComponentResource):
     """The management cluster: VMs + kubeadm over SSH (or an existing cluster) + its kubernetes.Provider."""
 
-    provider: kubernetes.Provider
+    provider: kubernetes.Provider | None
     """The explicit provider every platform component uses."""
 
     kubeconfig: pulumi.Output[str] | None
@@ -430,7 +436,9 @@ class ManagementCluster(pulumi.ComponentResource):
     def _build_external(self) -> None:
         args = self._args
         opts = pulumi.ResourceOptions(parent=self)
-        if args.render_dir is not None:
+        if args.render_dir is not None and not args.kubernetes:
+            self.provider = None
+        elif args.render_dir is not None:
             self.provider = cluster_provider(
                 f"{self._name}-k8s", cluster_identifier=self.cluster_identifier, render_dir=args.render_dir, opts=opts
             )
@@ -452,13 +460,16 @@ class ManagementCluster(pulumi.ComponentResource):
     def _render_only(self) -> None:
         render_dir = self._args.render_dir
         assert render_dir is not None  # checked in ManagementClusterArgs
+        self.ready = pulumi.Output.all(*(vm.id for vm in self.vms.values())).apply(lambda _: True)
+        if not self._args.kubernetes:
+            self.provider = None
+            return
         self.provider = cluster_provider(
             f"{self._name}-k8s",
             cluster_identifier=self.cluster_identifier,
             render_dir=render_dir,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.vms.values())),
         )
-        self.ready = pulumi.Output.all(*(vm.id for vm in self.vms.values())).apply(lambda _: True)
 
     def _bootstrap(self) -> None:
         args = self._args

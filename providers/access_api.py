@@ -25,6 +25,7 @@ from urllib.parse import quote
 from providers.client import ProxmoxClient
 from providers.errors import ProxmoxAlreadyExistsError, ProxmoxError, ProxmoxNotFoundError
 from providers.privileges import PrivilegeError, check_acl_path, check_custom_roleid, check_privileges
+from providers.wire import plain_numbers
 
 PrincipalKind = Literal["user", "token", "group"]
 PRINCIPAL_KINDS: tuple[PrincipalKind, ...] = ("user", "token", "group")
@@ -172,6 +173,7 @@ class RoleSpec:
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> RoleSpec:
         """Validate resource inputs; AccessSpecError lists every problem."""
+        inputs = plain_numbers(inputs)
         problems: list[tuple[str, str]] = []
         roleid = _problem(problems, "roleid", check_custom_roleid, inputs.get("roleid"))
         major = _problem(problems, "pve_major_version", _major, inputs.get("pve_major_version"))
@@ -200,6 +202,7 @@ class UserSpec:
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> UserSpec:
         """Validate resource inputs; AccessSpecError lists every problem."""
+        inputs = plain_numbers(inputs)
         problems: list[tuple[str, str]] = []
         userid = _problem(problems, "userid", check_userid, inputs.get("userid"))
         comment = _problem(problems, "comment", _comment, inputs.get("comment"))
@@ -233,6 +236,7 @@ class TokenSpec:
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> TokenSpec:
         """Validate resource inputs; AccessSpecError lists every problem."""
+        inputs = plain_numbers(inputs)
         problems: list[tuple[str, str]] = []
         userid = _problem(problems, "userid", check_userid, inputs.get("userid"))
         tokenid = _problem(problems, "tokenid", check_token_name, inputs.get("tokenid"))
@@ -277,6 +281,7 @@ class AclSpec:
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> AclSpec:
         """Validate resource inputs; AccessSpecError lists every problem."""
+        inputs = plain_numbers(inputs)
         problems: list[tuple[str, str]] = []
         path = _problem(problems, "path", check_acl_path, inputs.get("path"))
         roles = _problem(problems, "roles", lambda v: _str_list(v, _roleid), inputs.get("roles"))
@@ -497,9 +502,16 @@ class AccessApi:
         return False
 
     def update_role(self, spec: RoleSpec) -> None:
-        """Replace the role's privileges with ``spec.privileges`` (``append=0``)."""
+        """Replace the role's privileges with ``spec.privileges`` (``append=0``).
+
+        With no privileges both parameters are left out (PVE's schema refuses ``append`` without ``privs``);
+        PVE then empties the role, as ``append`` defaults to off.
+        """
         check_custom_roleid(spec.roleid)
-        self.client.put(f"/access/roles/{quote(spec.roleid, safe='')}", privs=_csv(spec.privileges), append=False)
+        privs = _csv(spec.privileges)
+        self.client.put(
+            f"/access/roles/{quote(spec.roleid, safe='')}", privs=privs, append=False if privs is not None else None
+        )
 
     def delete_role(self, roleid: str) -> bool:
         """Delete the role; False if it was already gone."""
@@ -581,7 +593,9 @@ class AccessApi:
         path = _token_path(spec.userid, spec.tokenid)
         try:
             data = self.client.post(path, privsep=spec.privsep, expire=spec.expire, comment=spec.comment or None)
-        except ProxmoxAlreadyExistsError:
+        except ProxmoxError as exc:
+            if not _token_exists(exc):
+                raise
             raise AccessConflictError(
                 f"API token {spec.full_tokenid} already exists. Its secret is shown only once, at creation, "
                 "so it cannot be adopted: delete it ('pveum user token remove "
@@ -676,6 +690,11 @@ class AccessApi:
     def delete_acl(self, spec: AclSpec) -> int:
         """Remove every entry of the spec that still exists; returns the calls made."""
         return self.revoke_acl(spec.path, spec.pairs())
+
+
+def _token_exists(error: ProxmoxError) -> bool:
+    """PVE refuses a duplicate token with HTTP 400 ``tokenid: Token already exists.`` (a 500 if it loses a race)."""
+    return isinstance(error, ProxmoxAlreadyExistsError) or "already exists" in error.errors.get("tokenid", "").lower()
 
 
 def _user_matches(user: User, spec: UserSpec) -> bool:

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 import pulumi
 from pulumi import dynamic
-from pulumi.runtime import rpc
 
 from providers import runtime
 from providers.access_api import (
@@ -33,6 +32,7 @@ from providers.access_api import (
     TokenSpec,
     UserSpec,
 )
+from providers.wire import has_unknown as _has_unknown
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,6 @@ TOKEN_REPLACE_FIELDS = ("userid", "tokenid")
 ACL_REPLACE_FIELDS = ("path",)
 
 SpecT = TypeVar("SpecT", RoleSpec, UserSpec, TokenSpec, AclSpec)
-
-
-def _has_unknown(value: Any) -> bool:
-    """True if a preview left any part of the value unknown."""
-    if isinstance(value, str):
-        return value == rpc.UNKNOWN
-    if isinstance(value, Mapping):
-        return any(_has_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_unknown(v) for v in value)
-    return False
 
 
 def _api() -> AccessApi:

@@ -210,10 +210,12 @@ class ProxmoxClient:
         return retrying(self._send_with_relogin, method, path, dict(params or {}))
 
     def _send_with_relogin(self, method: str, path: str, params: dict[str, Any]) -> Any:
+        had_ticket = getattr(self._local, "session", None) is not None
         try:
             return self._send(method, path, params)
         except ProxmoxAuthError:
-            if self.settings.token_id:
+            # A login that just failed (wrong password) is not an expired ticket: never try it twice.
+            if self.settings.token_id or not had_ticket:
                 raise
             # An expired or revoked ticket: log in again once and replay (PVE rejected the call unexecuted).
             log.info("Proxmox ticket rejected; logging in again as %s", self.settings.principal)
@@ -272,8 +274,9 @@ class ProxmoxClient:
         """Poll a task until it stops; raise ProxmoxTaskError (with the log tail) unless it succeeded.
 
         The node comes from the UPID. Right after dispatch a task may not be visible yet, which PVE
-        answers with 400 or "does not exist": both are polled through. ``WARNINGS: n`` is a success
-        whose WARN lines are returned. A timeout raises ProxmoxTimeoutError and leaves the task running.
+        answers with 400 or "does not exist": both are polled through, as are lost answers until the
+        deadline. ``WARNINGS: n`` is a success whose WARN lines are returned. A timeout raises
+        ProxmoxTimeoutError and leaves the task running.
         """
         node = Upid.parse(upid).node
         status_path = f"/nodes/{node}/tasks/{quote(upid, safe='')}/status"
@@ -283,6 +286,12 @@ class ProxmoxClient:
             try:
                 status = self.get(status_path)
             except (ProxmoxValidationError, ProxmoxNotFoundError):
+                status = None
+            except ProxmoxConnectionError as exc:
+                # Polling is safe to repeat: a network blip longer than one request's retries is polled
+                # through until the task's own deadline (TLS failures are not blips).
+                if isinstance(exc, ProxmoxTlsError) or time.monotonic() >= deadline:
+                    raise
                 status = None
             if status and status.get("status") == "stopped":
                 exitstatus = str(status.get("exitstatus", ""))

@@ -133,6 +133,8 @@ _LOCK_FILE = re.compile(r"can't lock file .* got timeout", re.IGNORECASE)
 # (pattern, class): first match wins. Patterns are PVE's own wording (see the reference, section 2.9).
 _MESSAGE_CLASSES: tuple[tuple[re.Pattern[str], type[ProxmoxError]], ...] = (
     (re.compile(r"no quorum", re.IGNORECASE), ProxmoxQuorumError),
+    # PVE's wording of a 403; a worker (or a node proxying the call) can report it inside a task or a 500.
+    (re.compile(r"Permission check failed", re.IGNORECASE), ProxmoxPermissionError),
     (
         re.compile(r"guest agent is not running|no qemu guest agent|qmp command 'guest-", re.I),
         ProxmoxAgentUnavailableError,
@@ -143,10 +145,14 @@ _MESSAGE_CLASSES: tuple[tuple[re.Pattern[str], type[ProxmoxError]], ...] = (
     ),
     (re.compile(r"no space left on device|not enough space", re.IGNORECASE), ProxmoxStorageFullError),
     (re.compile(r"already exists", re.IGNORECASE), ProxmoxAlreadyExistsError),
-    (re.compile(r"checksum mismatch", re.IGNORECASE), ProxmoxChecksumError),
+    (re.compile(r"checksum mismatch|detected modified configuration", re.IGNORECASE), ProxmoxChecksumError),
     (re.compile(r"VM is locked|CT is locked", re.IGNORECASE), ProxmoxLockedError),
     (_LOCK_FILE, ProxmoxLockedError),
-    (re.compile(r"does not exist|no such VM", re.IGNORECASE), ProxmoxNotFoundError),
+    (
+        re.compile(r"does not exist|no such (VM|user|token|role|group|pool|security group)\b", re.IGNORECASE),
+        ProxmoxNotFoundError,
+    ),
+    (re.compile(r"invalid privilege", re.IGNORECASE), ProxmoxValidationError),
     (re.compile(r"got no worker upid|got timeout", re.IGNORECASE), ProxmoxTransientError),
 )
 

@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 from providers.client import ProxmoxClient
 from providers.errors import ProxmoxAlreadyExistsError, ProxmoxError, ProxmoxValidationError
+from providers.wire import plain_numbers
 
 log = logging.getLogger(__name__)
 
@@ -373,6 +374,7 @@ class SecurityGroupSpec:
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> SecurityGroupSpec:
         """Validate resource inputs; FirewallSpecError lists every problem."""
+        inputs = plain_numbers(inputs)
         problems: list[tuple[str, str]] = []
         group = inputs.get("group")
         try:

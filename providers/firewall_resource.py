@@ -19,26 +19,15 @@ from typing import Any
 
 import pulumi
 from pulumi import dynamic
-from pulumi.runtime import rpc
 
 from providers import runtime
 from providers.firewall_api import FirewallApi, FirewallSpecError, SecurityGroupSpec, same_rules
+from providers.wire import has_unknown as _has_unknown
 
 log = logging.getLogger(__name__)
 
 REPLACE_FIELDS = ("group",)
 INPUT_FIELDS = ("group", "comment", "rules")
-
-
-def _has_unknown(value: Any) -> bool:
-    """True if a preview left any part of the value unknown."""
-    if isinstance(value, str):
-        return value == rpc.UNKNOWN
-    if isinstance(value, Mapping):
-        return any(_has_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_unknown(v) for v in value)
-    return False
 
 
 def _api() -> FirewallApi:

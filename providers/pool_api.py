@@ -28,6 +28,7 @@ from typing import Any
 
 from providers.client import ProxmoxClient
 from providers.errors import ProxmoxAlreadyExistsError, ProxmoxError, ProxmoxNotFoundError
+from providers.wire import plain_numbers
 
 # pve-poolid: up to three '/'-separated levels of letters, digits, '.', '-', '_'; a level starts with
 # a letter (pve-access-control refuses "pool name must start with a letter" at creation).
@@ -75,6 +76,7 @@ class PoolSpec:
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> PoolSpec:
         """Validate resource inputs; PoolSpecError lists every problem."""
+        inputs = plain_numbers(inputs)
         problems: list[tuple[str, str]] = []
         poolid = inputs.get("poolid")
         try:

@@ -56,6 +56,7 @@ from providers.errors import (
     is_kind,
 )
 from providers.vm_config import split_description
+from providers.wire import plain_numbers
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ class TemplateSpec:
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> TemplateSpec:
         """Validate resource inputs (canonicalising tags and the image file name); lists every problem."""
+        inputs = plain_numbers(inputs)
         problems: list[tuple[str, str]] = []
 
         def need(name: str, pattern: re.Pattern[str], what: str, default: Any = None) -> Any:

@@ -24,7 +24,6 @@ from typing import Any
 
 import pulumi
 from pulumi import dynamic
-from pulumi.runtime import rpc
 
 from providers import runtime
 from providers.template_api import (
@@ -34,22 +33,12 @@ from providers.template_api import (
     TemplateSpec,
     TemplateSpecError,
 )
+from providers.wire import has_unknown as _has_unknown
 
 log = logging.getLogger(__name__)
 
 INPUT_FIELDS = tuple(f.name for f in fields(TemplateSpec))
 OUTPUT_FIELDS = ("vmid", "current_node", "current_tags", "boot_disk", "adopted")
-
-
-def _has_unknown(value: Any) -> bool:
-    """True if a preview left any part of the value unknown."""
-    if isinstance(value, str):
-        return value == rpc.UNKNOWN
-    if isinstance(value, Mapping):
-        return any(_has_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_unknown(v) for v in value)
-    return False
 
 
 def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:

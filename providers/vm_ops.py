@@ -55,6 +55,8 @@ from providers.vm_spec import CloudInit, Cpu, Disk, IpConfig, Nic, VmSpec
 log = logging.getLogger(__name__)
 
 VMID_ATTEMPTS = 10
+# After a lost clone answer: polls to wait for the requested VMID to appear before concluding that no clone ran.
+LOST_CLONE_GRACE_POLLS = 10
 NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139", "vmxnet3")
 IGNORED_INTERFACES = (
     "lo",
@@ -269,9 +271,11 @@ class VmOperations:
         if not matches:
             raise ProxmoxNotFoundError(f"template_tags: no template carries all of the tags {sorted(wanted)}")
         preferred = [vm for vm in matches if vm.node in spec.candidate_nodes] or matches
+        # Guests of an offline node show status "unknown": a copy of the template on an online node wins.
         return sorted(
             preferred,
             key=lambda vm: (
+                vm.status == "unknown",
                 spec.candidate_nodes.index(vm.node) if vm.node in spec.candidate_nodes else 99,
                 vm.vmid,
             ),
@@ -363,14 +367,18 @@ class VmOperations:
             except ProxmoxConnectionError as exc:
                 # The answer was lost: the clone may be running. Look for our marker before cloning again.
                 last = exc
-                own = self._await_own(spec, timeout=min(60.0, float(spec.timeouts.clone)))
+                own = self._await_own(spec, vmid, timeout=min(60.0, float(spec.timeouts.clone)))
                 if own is not None:
                     return own.vmid, own.node
             except ProxmoxError as exc:
+                # A lost VMID race is retried with a fresh id however it is reported. Lock and transient
+                # failures inside the task (the storage lock under parallel clones) are retried too; the same
+                # failures answered synchronously were already retried by the client (for the whole lock
+                # wait), and a locked template stays locked for any VMID.
+                in_task = isinstance(exc, ProxmoxTaskError)
                 if not (
                     is_kind(exc, ProxmoxAlreadyExistsError)
-                    or is_kind(exc, ProxmoxLockedError)
-                    or is_kind(exc, ProxmoxTransientError)
+                    or (in_task and (is_kind(exc, ProxmoxLockedError) or is_kind(exc, ProxmoxTransientError)))
                 ):
                     raise
                 last = exc
@@ -378,12 +386,27 @@ class VmOperations:
                 self._sleep(min(2.0, self._poll))
         raise ProxmoxError(f"clone of template {template.vmid} failed {VMID_ATTEMPTS} times; last error: {last}")
 
-    def _await_own(self, spec: VmSpec, timeout: float) -> Located | None:
-        deadline = time.monotonic() + timeout
+    def _await_own(self, spec: VmSpec, vmid: int, timeout: float) -> Located | None:
+        """After a lost clone answer: the VM that clone made (found by marker), or None once there is none.
+
+        None comes at ``timeout``, or earlier when nothing has appeared under the requested ``vmid`` within a
+        grace period (the clone worker writes that config as soon as it starts). Lost answers while polling
+        are polled through.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        grace = started + min(timeout, LOST_CLONE_GRACE_POLLS * self._poll)
         while True:
-            own = self.find_own(spec)
-            if own is not None or time.monotonic() >= deadline:
-                return own
+            try:
+                own = self.find_own(spec)
+                if own is not None:
+                    return own
+                if time.monotonic() >= grace and self.locate(vmid) is None:
+                    return None
+            except ProxmoxConnectionError:
+                pass
+            if time.monotonic() >= deadline:
+                return None
             self._sleep(self._poll)
 
     def _configure(
@@ -422,19 +445,28 @@ class VmOperations:
 
     # ================================================================== tasks
 
-    def run_task(self, method: str, path: str, params: dict[str, Any], *, timeout: float) -> None:
-        """Dispatch and wait; a task that failed on a lock or a transient error is dispatched again.
+    def run_task(
+        self, method: str, path: str, params: dict[str, Any], *, timeout: float, idempotent: bool = True
+    ) -> None:
+        """Dispatch and wait; a task that failed on a lock is dispatched again until the lock wait is over,
+        one that failed transiently up to the client's attempt count.
 
-        Only used for operations that are safe to repeat (config, resize, power); clone has its own loop.
+        Only used for operations that are safe to repeat (config, resize, power), so by default a request
+        whose answer was lost is sent again as well; clone and destroy have their own loops.
         """
         deadline = time.monotonic() + max(timeout, self.client.retry.lock_wait)
         delay = self._poll
+        transient_failures = 0
         while True:
             try:
-                self.client.call_task(method, path, params, timeout=timeout)
+                self.client.call_task(method, path, params, timeout=timeout, idempotent=idempotent)
                 return
             except ProxmoxTaskError as exc:
-                retry = issubclass(exc.kind, ProxmoxLockedError | ProxmoxTransientError)
+                if issubclass(exc.kind, ProxmoxTransientError):
+                    transient_failures += 1
+                retry = issubclass(exc.kind, ProxmoxLockedError) or (
+                    issubclass(exc.kind, ProxmoxTransientError) and transient_failures < self.client.retry.attempts
+                )
                 if not retry or time.monotonic() >= deadline:
                     raise
                 log.info("%s %s: %s; retrying", method, path, exc.exitstatus)
@@ -484,12 +516,17 @@ class VmOperations:
                 if "already running" not in exc.exitstatus:
                     raise
         else:
-            self.run_task(
-                "POST",
-                f"{base}/shutdown",
-                {"timeout": spec.timeouts.shutdown, "forceStop": True},
-                timeout=spec.timeouts.shutdown + 60,
-            )
+            try:
+                self.run_task(
+                    "POST",
+                    f"{base}/shutdown",
+                    {"timeout": spec.timeouts.shutdown, "forceStop": True},
+                    timeout=spec.timeouts.shutdown + 60,
+                )
+            except ProxmoxError as exc:
+                # A shutdown sent again after its answer was lost finds the VM stopped already.
+                if "not running" not in exc.message:
+                    raise
 
     # ================================================================== read
 
@@ -597,6 +634,8 @@ class VmOperations:
         if where is None:
             raise ProxmoxNotFoundError(f"VM {vmid} does not exist any more; run 'pulumi refresh' to recreate it")
         node = where.node
+        if where.lock:
+            self.wait_unlocked(node, vmid, timeout=new.timeouts.config)
         if change.migrate_to and change.migrate_to != node:
             self.run_task(
                 "POST",
@@ -656,12 +695,20 @@ class VmOperations:
         status = self.client.get(f"{base}/status/current") or {}
         if status.get("status") != "stopped":
             self.power(node, vmid, "stop", spec)
-        try:
-            self.run_task("DELETE", base, {"purge": True}, timeout=spec.timeouts.delete)
-        except ProxmoxError as exc:
-            if not is_kind(exc, ProxmoxNotFoundError):
-                raise
         deadline = time.monotonic() + spec.timeouts.delete
+        while True:
+            try:
+                self.run_task("DELETE", base, {"purge": True}, timeout=spec.timeouts.delete, idempotent=False)
+            except ProxmoxConnectionError:
+                # The answer was lost: the VM may be gone (and its VMID reused). Send it again only while
+                # the VM there still carries our marker.
+                if self.owns(vmid, spec) and time.monotonic() < deadline:
+                    self._sleep(self._poll)
+                    continue
+            except ProxmoxError as exc:
+                if not is_kind(exc, ProxmoxNotFoundError):
+                    raise
+            break
         while True:
             if not self.owns(vmid, spec):
                 return

@@ -8,6 +8,8 @@ to it by name.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -16,12 +18,12 @@ from typing import Any
 
 import pulumi
 from pulumi import dynamic
-from pulumi.runtime import rpc
 
 from providers import runtime
 from providers.vm_ops import VmOperations
 from providers.vm_plan import REPLACE_FIELDS, PlanError, plan
 from providers.vm_spec import SpecError, VmSpec
+from providers.wire import has_unknown as _has_unknown
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +41,20 @@ OUTPUT_FIELDS = (
 )
 
 
-def _has_unknown(value: Any) -> bool:
-    """True if a preview left any part of the value unknown."""
-    if isinstance(value, str):
-        return value == rpc.UNKNOWN
-    if isinstance(value, Mapping):
-        return any(_has_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_unknown(v) for v in value)
-    return False
-
-
-# Inputs whose change may replace the VM: a possible successor gets a fresh ownership marker, so it can
-# never adopt (or be confused with) the VM it replaces.
+# Inputs whose change may replace the VM. The ownership marker is derived from the owner and these,
+# so a create that was interrupted (a killed ``pulumi up``) derives the same marker when it runs again
+# and adopts its half-made VM, while a successor with different placement never shares the marker.
 MARKER_RENEWING_FIELDS = (*REPLACE_FIELDS, "node", "allowed_nodes", "vmid_range")
 
 
 def _marker(olds: Mapping[str, Any], news: Mapping[str, Any]) -> str:
-    old_marker = olds.get("marker")
-    if not old_marker:
-        return str(news.get("marker") or uuid.uuid4().hex)
-    if any(_canonical(olds, f) != _canonical(news, f) for f in MARKER_RENEWING_FIELDS):
-        return uuid.uuid4().hex
-    return str(old_marker)
+    """The ownership marker: explicit in the inputs (tests), else derived deterministically."""
+    if news.get("marker"):
+        return str(news["marker"])
+    if _has_unknown(news) or not news.get("owner"):
+        return str(olds.get("marker") or uuid.uuid4().hex)
+    identity = {"owner": news["owner"], **{f: _canonical(news, f) for f in MARKER_RENEWING_FIELDS}}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def _canonical(inputs: Mapping[str, Any], name: str) -> Any:
@@ -152,7 +145,7 @@ class ProxmoxVmProvider(dynamic.ResourceProvider):
         _, vmid = _parse_id(id_)
         importing = "vmid" not in props
         inputs = dict(props)
-        inputs.setdefault("marker", uuid.uuid4().hex)
+        inputs["marker"] = _marker({}, inputs)
         spec = VmSpec.from_inputs(inputs)
         adopted = bool(props.get("adopted")) or importing
         found = _ops().read(vmid, spec, adopt_unmarked=adopted)
@@ -248,5 +241,8 @@ class ProxmoxVm(dynamic.Resource):
         props["marker"] = None
         for out in OUTPUT_FIELDS:
             props.setdefault(out, None)
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=[PASSWORD_FIELD]))
+        # Replacements delete first: a successor reuses the name and static addresses, and an identical
+        # successor (``pulumi up --replace``) derives the same ownership marker as the VM it replaces.
+        defaults = pulumi.ResourceOptions(delete_before_replace=True, additional_secret_outputs=[PASSWORD_FIELD])
+        opts = pulumi.ResourceOptions.merge(defaults, opts)
         super().__init__(ProxmoxVmProvider(), name, props, opts)

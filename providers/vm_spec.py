@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from providers.wire import plain_numbers
+
 DISK_SLOT = re.compile(r"^(scsi([0-9]|[1-2][0-9]|30)|virtio([0-9]|1[0-5])|sata[0-5])$")
 NIC_SLOT = re.compile(r"^net([0-9]|[1-2][0-9]|3[0-1])$")
 TAG = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$")
@@ -297,6 +299,7 @@ class VmSpec(_Model):
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> VmSpec:
         """Validate raw inputs; raise SpecError listing every bad field."""
+        inputs = plain_numbers(inputs)
         clean = {k: v for k, v in inputs.items() if not k.startswith("__") and k in cls.model_fields}
         try:
             return cls.model_validate(clean)

@@ -122,11 +122,13 @@ def test_full_lifecycle_over_grpc(stub: Any, provider_blob: str, fakepve: Any) -
     assert again.changes == proto.DiffResponse.DIFF_NONE
 
     # An in-place change and a replacing change.
-    bigger = dict(news, cpu={"cores": 4, "sockets": 1, "type": "x86-64-v2-AES"})
+    # The program always sends marker=None; the provider derives it from the owner and placement.
+    bigger = dict(news, cpu={"cores": 4, "sockets": 1, "type": "x86-64-v2-AES"}, marker=None)
     rechecked = stub.Check(proto.CheckRequest(urn=URN, olds=checked.inputs, news=to_struct(bigger)))
+    assert from_struct(rechecked.inputs)["marker"] == news["marker"]  # same owner and placement
     diff = stub.Diff(proto.DiffRequest(id=created.id, urn=URN, olds=created.properties, news=rechecked.inputs))
     assert diff.changes == proto.DiffResponse.DIFF_SOME and list(diff.replaces) == []
-    other_template = dict(news, template_tags=["k8s"])
+    other_template = dict(news, template_tags=["k8s"], marker=None)
     replaced = stub.Check(proto.CheckRequest(urn=URN, olds=checked.inputs, news=to_struct(other_template)))
     assert from_struct(replaced.inputs)["marker"] != news["marker"]  # a successor never shares the marker
     diff = stub.Diff(proto.DiffRequest(id=created.id, urn=URN, olds=created.properties, news=replaced.inputs))

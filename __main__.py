@@ -1,0 +1,20 @@
+"""The Pulumi program: read the stack config, build the platform, export what operators need."""
+
+import pulumi
+
+from components.config import read_stack_config, read_stack_secrets
+from components.platform import Platform, PlatformArgs
+
+config = pulumi.Config()
+stack_config = read_stack_config(config)
+secrets = read_stack_secrets(config, stack_config)
+# With localRender set, Kubernetes manifests are rendered offline by tools.render (see README).
+platform = Platform(
+    "platform", PlatformArgs(config=stack_config, secrets=secrets, kubernetes=stack_config.local_render is None)
+)
+
+pulumi.export("managementApiEndpoint", platform.management.api_endpoint)
+pulumi.export("controlPlanes", platform.management.control_planes)
+pulumi.export("workers", platform.management.workers)
+pulumi.export("proxmoxPools", platform.proxmox.pool_ids)
+pulumi.export("renderDir", stack_config.local_render)

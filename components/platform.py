@@ -1,0 +1,230 @@
+"""The whole platform as one component: Proxmox layer -> management cluster -> platform services.
+
+Data flows one way. ``Platform`` receives the validated stack config and its secrets, builds the
+Proxmox layer (pools, templates, controller tokens, firewall groups), the management cluster on top of
+it, and hands the cluster's provider, node list and the controller tokens to the platform services.
+No child reaches into another's children: everything passes through the typed Args below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+
+from components.cluster_api import ClusterApi, ClusterApiArgs
+from components.cluster_network import ClusterNetwork, ClusterNetworkArgs
+from components.config import StackConfig, StackSecrets
+from components.kamaji import EtcdDataStore, Kamaji, KamajiArgs, MetalLbConfig, PostgresDataStore
+from components.management_cluster import ManagementCluster, ManagementClusterArgs
+from components.proxmox_cluster import ProxmoxCluster, ProxmoxClusterArgs
+from components.proxmox_csi import CsiNode, CsiStorageClass, ProxmoxCsi, ProxmoxCsiArgs
+from components.versions import Versions, resolve_versions
+
+
+@dataclass(frozen=True)
+class PlatformArgs:
+    """Inputs of the Platform component."""
+
+    config: StackConfig
+    """The validated stack configuration (plain values)."""
+    secrets: StackSecrets
+    """The stack's secret config values, as secret Outputs."""
+    kubernetes: bool = True
+    """Build the Kubernetes side (provider and platform services). The program turns it off when
+    ``localRender`` is set: the local stack renders manifests with ``tools.render`` instead, because the
+    kubernetes plugin cannot be built offline."""
+
+
+def platform_versions(cfg: StackConfig) -> Versions:
+    """The chart and image pins for this stack: defaults in code, overridden by the ``versions`` key."""
+    overrides = cfg.versions.model_dump(by_alias=True, exclude={"kubernetes", "vm_template"})
+    overrides.pop("vmTemplate", None)
+    overrides.pop("kubernetes", None)
+    return resolve_versions(overrides)
+
+
+def csi_storage_classes(cfg: StackConfig) -> list[CsiStorageClass]:
+    """One CSI StorageClass per configured Proxmox storage."""
+    return [
+        CsiStorageClass(
+            name=sc.storage_class,
+            storage=sc.storage,
+            storage_type=sc.type,
+            shared=sc.shared,
+            fstype=sc.fs_type,
+            cache=sc.cache,
+            ssd=sc.ssd,
+            backup=sc.backup,
+            disk_iops=sc.disk_iops,
+            disk_mbps=sc.disk_mbps,
+            reclaim_policy=sc.reclaim_policy,
+            encrypted=sc.encrypted,
+            default=sc.is_default,
+        )
+        for sc in cfg.storage
+    ]
+
+
+def ca_bundle_pem(value: str | None) -> str | None:
+    """The CA bundle as PEM text: ``proxmox.caBundle`` may hold PEM or a path (relative to the project)."""
+    if value is None or value.lstrip().startswith("-----BEGIN"):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise ValueError(f"proxmox.caBundle: file {value!r} does not exist (give PEM text or an existing path)")
+    return path.read_text()
+
+
+def kamaji_datastore(cfg: StackConfig, secrets: StackSecrets) -> EtcdDataStore | PostgresDataStore:
+    """The Kamaji DataStore the stack asks for."""
+    ds = cfg.kamaji.datastore
+    if ds.driver == "postgresql":
+        if secrets.kamaji_datastore_password is None:
+            raise ValueError("kamaji.datastore: the secret kamajiDatastorePassword is required for postgresql")
+        return PostgresDataStore(
+            endpoints=list(ds.endpoints), username=ds.username, password=secrets.kamaji_datastore_password
+        )
+    storage_class = ds.storage_class
+    if storage_class is None and cfg.default_storage_class() is not None:
+        storage_class = cfg.default_storage_class().storage_class  # type: ignore[union-attr]
+    return EtcdDataStore(replicas=ds.replicas, storage_class=storage_class, storage_size=f"{ds.size_gib}Gi")
+
+
+class Platform(pulumi.ComponentResource):
+    """Proxmox prepared for Kubernetes, the management cluster, and the platform services on it."""
+
+    proxmox: ProxmoxCluster
+    management: ManagementCluster
+    network: ClusterNetwork | None = None
+    csi: ProxmoxCsi | None = None
+    cluster_api: ClusterApi | None = None
+    kamaji: Kamaji | None = None
+
+    def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:index:Platform", name, None, opts)
+        cfg, secrets = args.config, args.secrets
+        child = pulumi.ResourceOptions(parent=self)
+        render = cfg.local_render is not None
+        versions = platform_versions(cfg)
+
+        self.proxmox = ProxmoxCluster(
+            f"{name}-proxmox",
+            ProxmoxClusterArgs(
+                proxmox=cfg.proxmox,
+                nodes=cfg.nodes,
+                templates=cfg.templates,
+                networks=cfg.networks,
+                tenants=cfg.tenants,
+                csi_storages=[sc.storage for sc in cfg.storage],
+            ),
+            child,
+        )
+
+        mc = cfg.management_cluster
+        waits: list[pulumi.Resource] = [self.proxmox.platform_pool]
+        if not mc.external:
+            waits += self.proxmox.clone_dependencies(cfg.resolve_template(mc.template))
+        mc_args = ManagementClusterArgs.from_stack(cfg, secrets, depends_on=waits)
+        if not mc.external:
+            mc_args = dataclasses.replace(mc_args, pool=self.proxmox.pool_ids["platform"])
+        if not args.kubernetes:
+            mc_args = dataclasses.replace(mc_args, kubernetes=False)
+        self.management = ManagementCluster(f"{name}-mgmt", mc_args, child)
+        if self.management.provider is not None:
+            self._services(name, cfg, secrets, self.management.provider, render, versions)
+
+        outputs: dict[str, Any] = {
+            "managementApiEndpoint": self.management.api_endpoint,
+            "controlPlanes": self.management.control_planes,
+            "workers": self.management.workers,
+        }
+        self.register_outputs(outputs)
+
+    def _services(
+        self,
+        name: str,
+        cfg: StackConfig,
+        secrets: StackSecrets,
+        k8s: kubernetes.Provider,
+        render: bool,
+        versions: Versions,
+    ) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        mc = cfg.management_cluster
+        ready: list[pulumi.Resource] = []
+
+        # A brought-in cluster keeps its own CNI; one built here gets Cilium chained onto Kube-OVN.
+        if not mc.external and self.management.api_server_host is not None:
+            self.network = ClusterNetwork(
+                f"{name}-network",
+                ClusterNetworkArgs(
+                    provider=k8s,
+                    api_server_host=self.management.api_server_host,
+                    control_plane_node_ips=[n.address for n in self.management.nodes if n.role == "control-plane"],
+                    pod_cidr=str(mc.pod_cidr),
+                    service_cidr=str(mc.service_cidr),
+                    join_cidr=str(mc.join_cidr),
+                    kube_proxy_replacement=mc.kube_proxy_replacement,
+                    versions=versions,
+                    render=render,
+                ),
+                child,
+            )
+            ready.append(self.network)
+
+        if cfg.storage:
+            self.csi = ProxmoxCsi(
+                f"{name}-csi",
+                ProxmoxCsiArgs(
+                    provider=k8s,
+                    proxmox_url=self.proxmox.csi.url,
+                    region=cfg.proxmox.cluster_name,
+                    token_id=self.proxmox.csi.token_id,
+                    token_secret=self.proxmox.csi.token_secret,
+                    storage_classes=csi_storage_classes(cfg),
+                    nodes=[CsiNode(name=k, proxmox_node=v) for k, v in self.management.placement().items()],
+                    luks_passphrase=secrets.csi_encryption_passphrase,
+                    tls_insecure=not cfg.proxmox.verify_tls,
+                    proxmox_ca_bundle=ca_bundle_pem(cfg.proxmox.ca_bundle),
+                    versions=versions,
+                    render=render,
+                    depends_on=list(ready),
+                ),
+                child,
+            )
+
+        self.cluster_api = ClusterApi(
+            f"{name}-capi",
+            ClusterApiArgs(
+                provider=k8s,
+                proxmox_url=self.proxmox.capmox.url,
+                capmox_token_id=self.proxmox.capmox.token_id,
+                capmox_token_secret=self.proxmox.capmox.token_secret,
+                proxmox_ca_bundle=ca_bundle_pem(cfg.proxmox.ca_bundle),
+                tls_insecure=not cfg.proxmox.verify_tls,
+                versions=versions,
+                render=render,
+                depends_on=list(ready),
+            ),
+            child,
+        )
+
+        lb = cfg.kamaji.load_balancer
+        self.kamaji = Kamaji(
+            f"{name}-kamaji",
+            KamajiArgs(
+                provider=k8s,
+                datastore=kamaji_datastore(cfg, secrets),
+                replicas=cfg.kamaji.replicas,
+                load_balancer=MetalLbConfig(addresses=[f"{lb.ip_range.start}-{lb.ip_range.end}"]) if lb else None,
+                versions=versions,
+                render=render,
+                depends_on=[*ready, *([self.csi] if self.csi else [])],
+            ),
+            child,
+        )

@@ -1,0 +1,42 @@
+"""Normalisation of values as the Pulumi engine delivers them to a dynamic provider.
+
+Inputs cross the engine as protobuf Structs, where every number is a double: ``0`` arrives as ``0.0``
+and ``4096`` as ``4096.0``. Specs expect integers, so integral floats are turned back into ints (at any
+depth) before validation; a real fraction stays a float and fails validation where an int is required.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def plain_numbers(value: Any) -> Any:
+    """A copy of ``value`` with every integral float (``4.0``) turned into an int (``4``)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_numbers(v) for v in value]
+    return value
+
+
+def has_unknown(value: Any) -> bool:
+    """True if a preview left any part of the value unknown.
+
+    The dynamic-provider host hands unknowns over as ``pulumi.output.Unknown`` instances (the
+    deserializer keeps them during previews) or, in older paths, as the ``rpc.UNKNOWN`` sentinel string.
+    """
+    from pulumi.output import Unknown
+    from pulumi.runtime import rpc
+
+    if isinstance(value, Unknown):
+        return True
+    if isinstance(value, str):
+        return value == rpc.UNKNOWN
+    if isinstance(value, Mapping):
+        return any(has_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_unknown(v) for v in value)
+    return False

@@ -68,10 +68,11 @@ class ServedSimulator:
         import threading
 
         from fakepve.certs import make_cert
-        from fakepve.server import FakePve
+
+        from tools.simulator_access import LocalPve
 
         self.cafile, keyfile, _ = make_cert(directory, hosts=(host,))
-        self.pve = FakePve(user="root@pam", password="local-only", host=host, port=0)
+        self.pve = LocalPve(user="root@pam", password="local-only", host=host, port=0)
         self.pve.time_scale = time_scale
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -117,7 +118,8 @@ def serve(root: str, host: str, port: int) -> None:
     import os
 
     from fakepve.certs import make_cert
-    from fakepve.server import FakePve
+
+    from tools.simulator_access import LocalPve
 
     paths = _paths(root)
     os.makedirs(paths["dir"], exist_ok=True)
@@ -126,7 +128,7 @@ def serve(root: str, host: str, port: int) -> None:
     os.replace(key, paths["key"])
 
     async def main() -> None:
-        pve = FakePve(user="root@pam", password=os.environ.get("PVE_PASS", "local-only"), host=host, port=port)
+        pve = LocalPve(user="root@pam", password=os.environ.get("PVE_PASS", "local-only"), host=host, port=port)
         pve.time_scale = float(os.environ.get("SIMULATOR_TIME_SCALE", "0"))
         seed(pve)
         await pve.start(paths["ca"], paths["key"])

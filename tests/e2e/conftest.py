@@ -1,0 +1,143 @@
+"""The real ``pulumi`` CLI driving a copy of this project against a simulator running in the test process.
+
+The CLI comes from ``scripts/pulumi-toolchain.sh`` (built from Go modules and cached outside the repo).
+Each test module gets its own project copy, file backend, PULUMI_HOME and simulator, so nothing touches
+the developer's local stack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tools.simulator import TOKEN_SECRET, ServedSimulator, seed
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "proxmox-k8s-platform"
+STACK = "e2e"
+PASSPHRASE = "e2e-only-passphrase"
+COPY = ("Pulumi.yaml", "__main__.py", "components", "providers", "tools")
+
+
+def toolchain_bin() -> str:
+    """The bin dir holding ``pulumi``; skip (with the reason) if the toolchain cannot be built here."""
+    given = os.environ.get("PULUMI_TOOLCHAIN_BIN")
+    if given and Path(given, "pulumi").exists():
+        return given
+    proc = subprocess.run(
+        [str(REPO / "scripts/pulumi-toolchain.sh"), "--no-plugins"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"the pulumi CLI could not be built: {proc.stderr.strip()[-500:]}")
+    return proc.stdout.strip()
+
+
+@dataclass
+class Cli:
+    """Runs pulumi in the project copy and keeps everything it printed (for the secret scan)."""
+
+    cwd: Path
+    env: dict[str, str]
+    transcript: list[str] = field(default_factory=list)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run one pulumi command; fail with its output if ``check`` and it failed."""
+        proc = subprocess.run(
+            ["pulumi", *args, "--stack", STACK, "--non-interactive"],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        self.transcript.append(proc.stdout + proc.stderr)
+        if check and proc.returncode != 0:
+            pytest.fail(f"pulumi {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """Start a pulumi command in its own process group (so it can be killed with its plugins)."""
+        return subprocess.Popen(
+            ["pulumi", *args, "--stack", STACK, "--non-interactive"],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+
+@dataclass
+class Deployment:
+    """A project copy wired to a simulator, with its CLI."""
+
+    cli: Cli
+    sim: ServedSimulator
+    root: Path
+
+    @property
+    def pve(self) -> Any:
+        """The simulator's model (VMs, tokens, requests)."""
+        return self.sim.pve
+
+    def guests(self) -> dict[int, Any]:
+        """Non-template VMs in the simulator, by VMID."""
+        return {vm.vmid: vm for vm in self.pve.vms if not vm.template}
+
+    def state_text(self) -> str:
+        """The stack's checkpoint file as stored by the file backend."""
+        files = list((self.root / "state").rglob(f"{STACK}.json"))
+        assert files, "no checkpoint file found"
+        return files[0].read_text()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A fresh project copy, backend and simulator; the stack is initialised but nothing is deployed."""
+    bin_dir = toolchain_bin()
+    root = tmp_path_factory.mktemp("e2e")
+    project = root / "project"
+    project.mkdir()
+    for name in COPY:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, project / name)
+    (project / ".venv").symlink_to(REPO / ".venv")
+    sim = ServedSimulator(str(root))
+    seed(sim.pve)
+
+    local = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())
+    config = {k: v for k, v in local["config"].items() if not k.endswith(":proxmoxTokenSecret")}
+    config[f"{PROJECT}:proxmox"] = {**config[f"{PROJECT}:proxmox"], "endpoint": sim.pve.url, "caBundle": sim.cafile}
+    (project / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump({"config": config}))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "PROXMOX_", "KUBECONFIG"))}
+    env.update(
+        PATH=f"{bin_dir}:{env.get('PATH', '')}",
+        PULUMI_HOME=str(root / "home"),
+        PULUMI_BACKEND_URL=f"file://{root / 'state'}",
+        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
+        PULUMI_SKIP_UPDATE_CHECK="true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+        PULUMI_DISABLE_REGISTRY_RESOLVE="true",
+    )
+    (root / "state").mkdir()
+    cli = Cli(project, env)
+    cli.run("stack", "init")
+    cli.run("config", "set", "--secret", "proxmoxTokenSecret", TOKEN_SECRET)
+    try:
+        yield Deployment(cli, sim, root)
+    finally:
+        sim.stop()

@@ -1054,6 +1054,7 @@ def read_stack_config(config: pulumi.Config) -> StackConfig:
         if value is not None:
             raw[key] = value
     local_render = config.get("localRender")
+    problems.extend(_unknown_keys(config))
     if local_render is not None:
         raw["localRender"] = local_render
     unreadable = {problem.path for problem in problems}
@@ -1076,6 +1077,24 @@ def read_stack_config(config: pulumi.Config) -> StackConfig:
     if problems or cfg is None:
         raise pulumi.RunError(format_problems(problems))
     return cfg
+
+
+def _unknown_keys(config: pulumi.Config) -> list[ConfigProblem]:
+    """Keys in the project's namespace that the program does not read (usually a typo)."""
+    from pulumi.runtime import config as runtime_config
+
+    known = {*DOMAIN_KEYS, *SECRET_KEYS, "localRender", "proxmoxPassword"}
+    prefix = f"{config.name}:"
+    present = {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
+    problems = []
+    for full in sorted(present):
+        key = full[len(prefix) :] if full.startswith(prefix) else None
+        if key is None or key in known:
+            continue
+        hint = difflib.get_close_matches(key, sorted(known), n=1)
+        message = "unknown stack config key" + (f"; did you mean '{hint[0]}'?" if hint else "")
+        problems.append(ConfigProblem(key, f"{message} (known keys: {', '.join(sorted(known))})"))
+    return problems
 
 
 def read_stack_secrets(config: pulumi.Config, cfg: StackConfig) -> StackSecrets:

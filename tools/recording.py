@@ -169,13 +169,15 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
-def record(program: Callable[[], object]) -> Recording:
+def record(
+    program: Callable[[], object], *, project: str = "platform", stack: str = "test", mocks: Mocks | None = None
+) -> Recording:
     """Run ``program`` under recording mocks on a fresh event loop and return what it registered."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    mocks = RecordingMocks()
+    mocks = mocks or RecordingMocks()
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="platform", stack="test", preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     try:
 
         @pulumi.runtime.test  # type: ignore[untyped-decorator]

@@ -32,6 +32,7 @@ from providers.access_api import (
     TokenSpec,
     UserSpec,
 )
+from providers.base import ProxmoxProvider
 from providers.wire import has_unknown as _has_unknown
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,8 @@ def diff_inputs(
     )
 
 
-class _AccessProvider(dynamic.ResourceProvider):
+class _AccessProvider(ProxmoxProvider):
     """Shared by the access providers: the connection comes from the stack config, never from ``self``."""
-
-    def configure(self, req: dynamic.ConfigureRequest) -> None:
-        """Read the connection from the stack config (env vars are the fallback for tests)."""
-        settings, limit = runtime.settings_from_config(req.config.get)
-        runtime.configure(settings, limit)
 
 
 # --------------------------------------------------------------------------- roles

@@ -21,6 +21,7 @@ import pulumi
 from pulumi import dynamic
 
 from providers import runtime
+from providers.base import ProxmoxProvider
 from providers.firewall_api import FirewallApi, FirewallSpecError, SecurityGroupSpec, same_rules
 from providers.wire import has_unknown as _has_unknown
 
@@ -46,13 +47,8 @@ def _canonical(props: Mapping[str, Any]) -> dict[str, Any]:
         return _inputs(props)
 
 
-class ProxmoxSecurityGroupProvider(dynamic.ResourceProvider):
+class ProxmoxSecurityGroupProvider(ProxmoxProvider):
     """CRUD of cluster firewall security groups for the Pulumi engine."""
-
-    def configure(self, req: dynamic.ConfigureRequest) -> None:
-        """Read the connection from the stack config (env vars are the fallback for tests)."""
-        settings, limit = runtime.settings_from_config(req.config.get)
-        runtime.configure(settings, limit)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         """Validate the group name and the rules without calling Proxmox."""

@@ -19,6 +19,7 @@ import pulumi
 from pulumi import dynamic
 
 from providers import runtime
+from providers.base import ProxmoxProvider
 from providers.pool_api import PoolApi, PoolSpec, PoolSpecError
 from providers.wire import has_unknown as _has_unknown
 
@@ -37,13 +38,8 @@ def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     return {k: props.get(k) for k in INPUT_FIELDS}
 
 
-class ProxmoxPoolProvider(dynamic.ResourceProvider):
+class ProxmoxPoolProvider(ProxmoxProvider):
     """CRUD of resource pools for the Pulumi engine."""
-
-    def configure(self, req: dynamic.ConfigureRequest) -> None:
-        """Read the connection from the stack config (env vars are the fallback for tests)."""
-        settings, limit = runtime.settings_from_config(req.config.get)
-        runtime.configure(settings, limit)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         """Validate the pool id and comment without calling Proxmox."""

@@ -26,6 +26,7 @@ import pulumi
 from pulumi import dynamic
 
 from providers import runtime
+from providers.base import ProxmoxProvider
 from providers.template_api import (
     CONFIG_FIELDS,
     REPLACE_FIELDS,
@@ -75,13 +76,8 @@ def _ops() -> TemplateOperations:
     return TemplateOperations(client)
 
 
-class ProxmoxTemplateProvider(dynamic.ResourceProvider):
+class ProxmoxTemplateProvider(ProxmoxProvider):
     """CRUD of cloud-image VM templates for the Pulumi engine."""
-
-    def configure(self, req: dynamic.ConfigureRequest) -> None:
-        """Read the connection from the stack config (env vars are the fallback for tests)."""
-        settings, limit = runtime.settings_from_config(req.config.get)
-        runtime.configure(settings, limit)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         """Validate without calling Proxmox; canonicalise; fix the ownership marker."""

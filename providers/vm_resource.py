@@ -20,6 +20,7 @@ import pulumi
 from pulumi import dynamic
 
 from providers import runtime
+from providers.base import ProxmoxProvider
 from providers.vm_ops import VmOperations
 from providers.vm_plan import REPLACE_FIELDS, PlanError, plan
 from providers.vm_spec import SpecError, VmSpec
@@ -85,13 +86,8 @@ def _outs(spec: VmSpec, password: str | None, state_outputs: Mapping[str, Any], 
     return {**spec.to_inputs(), PASSWORD_FIELD: password, **state_outputs, "adopted": adopted}
 
 
-class ProxmoxVmProvider(dynamic.ResourceProvider):
+class ProxmoxVmProvider(ProxmoxProvider):
     """CRUD of Proxmox VMs for the Pulumi engine; all Proxmox work is in ``VmOperations``."""
-
-    def configure(self, req: dynamic.ConfigureRequest) -> None:
-        """Read the connection from the stack config (env vars are the fallback for tests)."""
-        settings, limit = runtime.settings_from_config(req.config.get)
-        runtime.configure(settings, limit)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         """Validate inputs without calling Proxmox, and fix the ownership marker once."""

@@ -75,6 +75,8 @@ class Registration:
     dependencies: list[str]
     additional_secret_outputs: list[str]
     raw_inputs: dict[str, Any]
+    id: str = ""
+    ignore_changes: list[str] = field(default_factory=list)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -164,6 +166,8 @@ class RecordingMonitor(MockMonitor):
                     dependencies=list(request.dependencies),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     raw_inputs=rpc.deserialize_properties(request.object),
+                    id=response.id,
+                    ignore_changes=list(request.ignoreChanges),
                 )
             )
         return response

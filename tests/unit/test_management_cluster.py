@@ -14,7 +14,6 @@ rendered configuration and kube-vip holds the address can only be shown on real 
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 import json
@@ -22,8 +21,8 @@ import os
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from pulumi.runtime import rpc
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from components.bootstrap import BOOTSTRAP_DIR, SCRIPTS, render_script, script_parameters
 from components.bootstrap.kubeadm import (
@@ -64,6 +63,8 @@ from components.management_cluster import (
     plan_nodes,
     spread_over_nodes,
 )
+from tools.recording import Recording, Registration, plaintext_strings
+from tools.recording import record as shared_record
 
 # ---------------------------------------------------------------------------------------------
 # Recording harness
@@ -99,74 +100,6 @@ EXTERNAL_KUBECONFIG = KUBECONFIG.replace("10.10.10.10", "byo.example.com")
 SECRET_VALUES = (PRIVATE_KEY, TOKEN, CERT_KEY, CLIENT_KEY)
 
 
-def unwrap(value: Any) -> Any:
-    """Strip Pulumi secret wrappers recursively."""
-    if rpc.is_rpc_secret(value):
-        return unwrap(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
-
-
-def plaintext_strings(value: Any) -> Iterator[str]:
-    """Every string in ``value`` that is not inside a secret wrapper."""
-    if rpc.is_rpc_secret(value):
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield str(k)
-            yield from plaintext_strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from plaintext_strings(v)
-
-
-@dataclass
-class Registration:
-    """One RegisterResource request."""
-
-    type: str
-    name: str
-    urn: str
-    id: str
-    parent: str
-    dependencies: list[str]
-    additional_secret_outputs: list[str]
-    ignore_changes: list[str]
-    raw_inputs: dict[str, Any]
-
-    @property
-    def inputs(self) -> dict[str, Any]:
-        """Inputs without secret wrappers."""
-        result: dict[str, Any] = unwrap(self.raw_inputs)
-        return result
-
-    def depends_on(self, other: Registration) -> bool:
-        """Whether ``other`` is among this resource's dependencies."""
-        return other.urn in self.dependencies
-
-
-@dataclass
-class Recording:
-    """Everything one program run registered."""
-
-    registrations: list[Registration] = field(default_factory=list)
-
-    def of_type(self, type_: str) -> list[Registration]:
-        """Registrations of one type token."""
-        return [r for r in self.registrations if r.type == type_]
-
-    def named(self, name: str) -> Registration:
-        """The one registration with logical name ``name``."""
-        found = [r for r in self.registrations if r.name == name]
-        assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
-        return found[0]
-
-
 class NodeMocks(Mocks):
     """Answer like Proxmox and the nodes would: VMIDs for VMs, stdout for commands."""
 
@@ -193,49 +126,9 @@ class NodeMocks(Mocks):
         return {}, None
 
 
-class RecordingMonitor(MockMonitor):
-    """A MockMonitor that keeps each RegisterResource request."""
-
-    def __init__(self, mocks: Mocks) -> None:
-        super().__init__(mocks)
-        self.recording = Recording()
-
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        if request.type != "pulumi:pulumi:Stack":
-            self.recording.registrations.append(
-                Registration(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    id=response.id,
-                    parent=request.parent,
-                    dependencies=list(request.dependencies),
-                    additional_secret_outputs=list(request.additionalSecretOutputs),
-                    ignore_changes=list(request.ignoreChanges),
-                    raw_inputs=rpc.deserialize_properties(request.object),
-                )
-            )
-        return response
-
-
 def record(program: Callable[[], object]) -> Recording:
-    """Run ``program`` under recording mocks on a fresh event loop; awaits a returned Output."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    monitor = RecordingMonitor(NodeMocks())
-    pulumi.runtime.set_mocks(monitor.mocks, project="platform", stack="test", preview=False, monitor=monitor)
-    try:
-
-        @pulumi.runtime.test  # type: ignore[untyped-decorator]
-        def run() -> object:
-            return program()
-
-        run()
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
-    return monitor.recording
+    """Run ``program`` under the shared recording harness with mocks that answer like the nodes."""
+    return shared_record(program, mocks=NodeMocks())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from components.kamaji import EtcdDataStore, Kamaji, KamajiArgs, MetalLbConfig, 
 from components.management_cluster import ManagementCluster, ManagementClusterArgs
 from components.proxmox_cluster import ProxmoxCluster, ProxmoxClusterArgs
 from components.proxmox_csi import CsiNode, CsiStorageClass, ProxmoxCsi, ProxmoxCsiArgs
+from components.tenant import CapmoxCredentials, Tenant, TenantArgs
 from components.versions import Versions, resolve_versions
 
 
@@ -104,6 +105,9 @@ class Platform(pulumi.ComponentResource):
     csi: ProxmoxCsi | None = None
     cluster_api: ClusterApi | None = None
     kamaji: Kamaji | None = None
+    tenants: dict[str, Tenant]
+    tenant_kubeconfigs: pulumi.Output[dict[str, str]]
+    """Admin kubeconfig per tenant name (secret); empty in render mode, where there is nothing to read."""
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:index:Platform", name, None, opts)
@@ -111,6 +115,7 @@ class Platform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         render = cfg.local_render is not None
         versions = platform_versions(cfg)
+        self.tenants = {}
 
         self.proxmox = ProxmoxCluster(
             f"{name}-proxmox",
@@ -138,10 +143,17 @@ class Platform(pulumi.ComponentResource):
         if self.management.provider is not None:
             self._services(name, cfg, secrets, self.management.provider, render, versions)
 
+        readable = {t: tenant.kubeconfig for t, tenant in self.tenants.items() if tenant.kubeconfig is not None}
+        names = list(readable)
+        kubeconfigs: pulumi.Output[dict[str, str]] = pulumi.Output.all(*readable.values()).apply(
+            lambda values: dict(zip(names, values, strict=True))
+        )
+        self.tenant_kubeconfigs = pulumi.Output.secret(kubeconfigs)
         outputs: dict[str, Any] = {
             "managementApiEndpoint": self.management.api_endpoint,
             "controlPlanes": self.management.control_planes,
             "workers": self.management.workers,
+            "tenantKubeconfigs": self.tenant_kubeconfigs,
         }
         self.register_outputs(outputs)
 
@@ -228,3 +240,29 @@ class Platform(pulumi.ComponentResource):
             ),
             child,
         )
+
+        # One Tenant per tenants[] entry, after the CAPI providers and Kamaji (CRDs, webhooks, DataStore).
+        for t in cfg.tenants:
+            creds = self.proxmox.tenant_capmox[t.name]
+            templates = {cfg.resolve_template(p.template) for p in t.worker_pools}
+            self.tenants[t.name] = Tenant(
+                f"{name}-tenant-{t.name}",
+                TenantArgs.from_stack(
+                    cfg,
+                    t,
+                    provider=k8s,
+                    proxmox_pool=self.proxmox.pool_ids[f"tenant:{t.name}"],
+                    credentials=CapmoxCredentials(
+                        url=creds.url, token_id=creds.token_id, token_secret=creds.token_secret
+                    ),
+                    datastore_name=self.kamaji.datastore_name,
+                    versions=versions,
+                    depends_on=[*self.cluster_api.ready, *self.kamaji.ready],
+                    infrastructure_depends_on=[
+                        self.proxmox.tenant_pools[t.name],
+                        *creds.acls,
+                        *(dep for tpl in sorted(templates) for dep in self.proxmox.clone_dependencies(tpl)),
+                    ],
+                ),
+                child,
+            )

@@ -360,6 +360,10 @@ class ProxmoxCluster(pulumi.ComponentResource):
     """Custom roles by role id."""
     capmox: ApiCredentials
     """CAPMOX's identity (PVEVMAdmin on the tenant pools, PVETemplateUser on the templates, ...)."""
+    tenant_capmox: dict[str, ApiCredentials]
+    """Per tenant, a CAPMOX identity limited to that tenant: PVEVMAdmin on its pool only, PVESDNUser on its
+    own network segment only (plus the shared template, ISO and disk grants). A tenant's ProxmoxCluster
+    uses it through ``credentialsRef``, so one tenant's token can never touch another tenant's VMs."""
     csi: ApiCredentials
     """The Proxmox CSI driver's identity."""
     metrics: ApiCredentials
@@ -422,6 +426,19 @@ class ProxmoxCluster(pulumi.ComponentResource):
             for consumer in CONSUMERS
         }
         self.capmox, self.csi, self.metrics = creds["capmox"], creds["csi"], creds["metrics"]
+        self.tenant_capmox = {
+            t.name: self._credentials(
+                name,
+                f"tenant-{t.name}-capmox",
+                self._tenant_capmox_profile(args, t),
+                args.proxmox.endpoint,
+                pools_by_id,
+                args,
+                userid=f"{p}-t-{t.name}-capmox@{args.realm}",
+                tokenid=TOKEN_NAMES["capmox"],
+            )
+            for t in args.tenants
+        }
 
         # ---------------------------------------------------------------- firewall
         nets = args.networks
@@ -540,6 +557,35 @@ class ProxmoxCluster(pulumi.ComponentResource):
         )
         return prefixed_profile(profile, p)
 
+    def _tenant_capmox_profile(self, args: ProxmoxClusterArgs, tenant: TenantConfig) -> AccessProfile:
+        """CAPMOX's least-privilege guide for one tenant: its pool, its network segment, nothing of the others."""
+        p = args.prefix
+        storages = sorted({s for n in args.nodes for s in n.storages} - {args.iso_storage}) or [args.iso_storage]
+        net = tenant.network
+        base = capmox_profile(
+            vm_pool=f"{p}-t-{tenant.name}",
+            template_pool=f"{p}-templates",
+            image_storages=storages,
+            iso_storage=args.iso_storage,
+            zone=args.sdn_zone,
+            bridge=net.bridge,
+            vlans=[net.vlan] if net.vlan is not None else [],
+            pve_major=args.pve_major_version,
+        )
+        templates = [
+            AclGrant(f"/vms/{tpl.vmid}", "PVETemplateUser", False, f"clone template {tname}")
+            for tname, tpl in sorted(args.templates.items())
+            if tpl.cloud_image_url is None and tpl.vmid is not None
+        ]
+        profile = AccessProfile(
+            name=f"capmox-{tenant.name}",
+            pve_major=base.pve_major,
+            roles=base.roles,
+            grants=(*base.grants, *templates),
+            notes=base.notes,
+        )
+        return prefixed_profile(profile, p)
+
     def _csi_profile(self, args: ProxmoxClusterArgs) -> AccessProfile:
         if args.csi_scope == "platform-pool":
             return csi_profile(
@@ -555,8 +601,11 @@ class ProxmoxCluster(pulumi.ComponentResource):
         url: str,
         pools_by_id: Mapping[str, ProxmoxPool],
         args: ProxmoxClusterArgs,
+        *,
+        userid: str | None = None,
+        tokenid: str | None = None,
     ) -> ApiCredentials:
-        userid = f"{args.prefix}-{consumer}@{args.realm}"
+        userid = userid or f"{args.prefix}-{consumer}@{args.realm}"
         child = pulumi.ResourceOptions(parent=self)
         user = ProxmoxUser(
             f"{name}-{consumer}-user",
@@ -567,7 +616,7 @@ class ProxmoxCluster(pulumi.ComponentResource):
             f"{name}-{consumer}-token",
             ProxmoxApiTokenArgs(
                 userid=user.userid,
-                tokenid=TOKEN_NAMES[consumer],
+                tokenid=tokenid or TOKEN_NAMES[consumer],
                 privsep=True,
                 comment=f"{consumer} (managed by Pulumi)",
                 rotate_trigger=args.token_rotation,

@@ -30,3 +30,21 @@ down: toolchain
 
 render: setup
 	$(VENV)/python -m tools.render --stack local
+
+.PHONY: preview deploy promote lint-workflows
+
+# Real stacks (dev, staging, prod): the same commands locally and in CI (docs/delivery.md).
+preview: setup
+	@scripts/stack.sh preview "$(STACK)" $(ARGS)
+
+deploy: setup
+	@scripts/stack.sh deploy "$(STACK)" $(ARGS)
+
+# A dry run unless WRITE=1.
+promote: setup
+	@scripts/stack.sh promote "$(FROM)" "$(TO)" $(if $(WRITE),--write)
+
+lint-workflows: setup
+	scripts/actionlint.sh
+	$(VENV)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml

@@ -247,7 +247,7 @@ build_core() {
   start=$(date +%s)
   log "building pulumi $PULUMI_VERSION and the Python language host with $go_version (a cold build downloads ~1.6 GB of modules and compiles for several minutes)"
   rm -f "$stamp" "$dir"/.plugin-*.ok "$dir"/.plugin-*.failed
-  work=$dir/work/cli
+  work=$dir/build/cli
   stage=$dir/bin.new
   rm -rf "$stage"
   mkdir -p "$stage"
@@ -257,10 +257,10 @@ build_core() {
   host_note="minimal host (source embedded in scripts/pulumi-toolchain.sh) built against $PULUMI_SDK_MODULE@$PULUMI_VERSION"
   if [[ $langhost_mode == auto ]]; then
     log "probing the upstream language host module $LANGHOST_MODULE@$LANGHOST_VERSION"
-    new_module "$dir/work/probe" local/langhost-probe \
+    new_module "$dir/build/probe" local/langhost-probe \
       "-require=$LANGHOST_MODULE@$LANGHOST_VERSION" "-require=$PULUMI_PKG_MODULE@$PULUMI_VERSION" \
       "-require=$PULUMI_SDK_MODULE@$PULUMI_VERSION" "-replace=$CLIPBOARD_REPLACE"
-    if (cd "$dir/work/probe" && "$go_bin" list -mod=mod "$LANGHOST_MODULE") >"$logs/langhost-probe.log" 2>&1; then
+    if (cd "$dir/build/probe" && "$go_bin" list -mod=mod "$LANGHOST_MODULE") >"$logs/langhost-probe.log" 2>&1; then
       host_kind=upstream
       host_pkg=$LANGHOST_MODULE
       host_note="upstream $LANGHOST_MODULE@$LANGHOST_VERSION"
@@ -344,7 +344,7 @@ build_plugin() {
   for spec in "${PLUGINS[@]}"; do [[ ${spec%%|*} == "$name" ]] && break; done
   IFS='|' read -r name plugin_version module module_version main_pkg version_var <<<"$spec"
   start=$(date +%s)
-  work=$dir/work/plugin-$name
+  work=$dir/build/plugin-$name
   plog=$logs/plugin-$name.log
   rm -f "$dir/.plugin-$name.ok" "$dir/.plugin-$name.failed"
   log "building plugin pulumi-resource-$name $plugin_version ($module@$module_version; log: $plog)"

@@ -20,9 +20,7 @@
 #                         One of the two is required: the checkout-local file backend of scripts/pulumi-env.sh
 #                         (the local stack's) is never used for these stacks.
 #   PULUMI_CONFIG_PASSPHRASE / PULUMI_CONFIG_PASSPHRASE_FILE   the stack's passphrase (secure: values)
-#   POLICY_PACK           policy pack directory (default: policy); "none" skips it with a warning. The
-#                         offline CLI of scripts/pulumi-toolchain.sh cannot run policy packs (its minimal
-#                         Python language host does not implement them): use POLICY_PACK=none with it.
+#   POLICY_PACK           policy pack directory (default: policy); "none" skips it with a warning.
 #   STACK_LOG             also write pulumi's output to this file (CI posts it on the pull request)
 #
 # The CLI: a `pulumi` on PATH is used as is (CI installs v3.259.0 with pulumi/actions; provider plugins

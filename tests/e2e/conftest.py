@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT = "proxmox-k8s-platform"
 STACK = "e2e"
 PASSPHRASE = "e2e-only-passphrase"
-COPY = ("Pulumi.yaml", "__main__.py", "components", "providers", "tools")
+COPY = ("Pulumi.yaml", "__main__.py", "components", "providers", "tools", "policy")
 
 
 def toolchain_bin() -> str:

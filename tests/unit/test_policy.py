@@ -3,9 +3,8 @@ with pulumi_policy's own argument classes; the program's own resources (the loca
 mocks) passing every guardrail; and the pack served over its gRPC Analyzer protocol, as the engine talks
 to it.
 
-Not covered here: ``pulumi preview --policy-pack policy`` itself. This machine's Pulumi CLI runs Python
-through a minimal language host of ours that does not implement policy packs (``RunPlugin``), so the
-engine never loads the pack here; the gRPC test below drives the same server the engine would.
+``pulumi preview --policy-pack policy`` with the real CLI is the e2e tier's job
+(``tests/e2e/test_policy_pack.py``); the gRPC test below drives the same server the engine does.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@
 // service that `pulumi preview/up/refresh/destroy/about/install` use, on top of the Python
 // toolchain package of the Pulumi Go SDK (virtualenv/pip/poetry/uv resolution), and runs
 // programs through the upstream `pulumi-language-python-exec` script that sits next to it.
-// Code generation (convert, package gen-sdk) and RunPlugin (Python policy packs and
-// plugins) are not implemented.
+// RunPlugin runs Python plugins, which is how the engine starts a Python policy pack
+// (`pulumi preview --policy-pack DIR`). Code generation (convert, package gen-sdk) is not
+// implemented.
 package main
 
 import (
@@ -22,10 +23,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
@@ -439,9 +439,105 @@ func (h *host) GetProgramDependencies(
 	return resp, nil
 }
 
+// RunPlugin runs a Python plugin program and streams what it prints back to the engine.
+//
+// The engine uses it to start a Python policy pack as an analyzer plugin (kind "analyzer"). For
+// a pack it sends: Info with the pack directory as both root and program directory and the runtime
+// options of PulumiPolicy.yaml (so `virtualenv: ../.venv` is relative to the pack directory),
+// Args = [engine address], Env = the engine's full environment for the plugin, and Pwd = the
+// project directory. We run `python -u <program directory> <args...>`: Python executes the
+// directory's __main__.py, and a pulumi_policy pack's PolicyPack starts its gRPC server and prints
+// the port on stdout. The engine reads that port from the Stdout messages, so output is streamed as
+// it comes (-u: no buffering in Python either); the exit code is the last message. When the
+// engine is done with the plugin it cancels the stream: the program then gets SIGINT (which
+// pulumi_policy handles by stopping its server), and is killed if still running after a grace period.
 func (h *host) RunPlugin(
-	*pulumirpc.RunPluginRequest, grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
+	req *pulumirpc.RunPluginRequest, server grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
 ) error {
-	return status.Error(codes.Unimplemented,
-		"RunPlugin (Python policy packs and plugins) is not supported by this minimal language host")
+	info := req.GetInfo()
+	tc, err := toolchainFor(info)
+	if err != nil {
+		return err
+	}
+	if err := tc.ValidateVenv(server.Context()); err != nil {
+		return err
+	}
+	args := append([]string{"-u", info.GetProgramDirectory()}, req.GetArgs()...)
+	cmd, err := tc.Command(server.Context(), args...)
+	if err != nil {
+		return err
+	}
+	cmd.Dir = req.GetPwd()
+	cmd.Env = pluginEnv(req.GetEnv(), cmd.Env)
+	if cmd.Cancel != nil { // created with the stream's context: interrupt first, kill later
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = 5 * time.Second
+	}
+
+	// gRPC forbids concurrent Send calls on one stream; stdout and stderr are copied by two goroutines.
+	var mu sync.Mutex
+	send := func(r *pulumirpc.RunPluginResponse) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return server.Send(r)
+	}
+	cmd.Stdout = pluginOutput{send: send}
+	cmd.Stderr = pluginOutput{send: send, stderr: true}
+	logging.V(5).Infof("language host running %s plugin: %s %s (in %s)",
+		req.GetKind(), cmd.Path, strings.Join(cmd.Args[1:], " "), cmd.Dir)
+
+	code := 0
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) {
+			if server.Context().Err() != nil {
+				return nil // the engine stopped the plugin and no longer listens
+			}
+			return fmt.Errorf("could not run the Python plugin in %s: %w", info.GetProgramDirectory(), err)
+		}
+		code = exitErr.ExitCode() // -1 when ended by a signal
+	}
+	if server.Context().Err() != nil {
+		return nil
+	}
+	return send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(code)}})
+}
+
+// pluginOutput forwards what the plugin writes to one of its streams as RunPluginResponse messages.
+type pluginOutput struct {
+	send   func(*pulumirpc.RunPluginResponse) error
+	stderr bool
+}
+
+func (w pluginOutput) Write(p []byte) (int, error) {
+	b := append([]byte(nil), p...) // the caller reuses p
+	resp := &pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stdout{Stdout: b}}
+	if w.stderr {
+		resp = &pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stderr{Stderr: b}}
+	}
+	if err := w.send(resp); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// pluginEnv is the environment the engine chose for the plugin with the toolchain's changes on top.
+// toolchainEnv is what tc.Command set: this host's environment with the virtualenv activated
+// (PATH, VIRTUAL_ENV), or nil. Its entries that differ from this host's environment are appended;
+// os/exec keeps the last value of a duplicated variable.
+func pluginEnv(engineEnv, toolchainEnv []string) []string {
+	env := append([]string(nil), engineEnv...)
+	if len(env) == 0 {
+		env = os.Environ()
+	}
+	own := map[string]bool{}
+	for _, kv := range os.Environ() {
+		own[kv] = true
+	}
+	for _, kv := range toolchainEnv {
+		if !own[kv] {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -7,8 +7,10 @@ Order (``reference/k8s_stack.md`` section 1.1 and 7):
    Helm post-install hooks, which ``helm.v4.Chart`` never runs and which need ``--wait``;
 3. provider namespaces, the CAPMOX variables Secret, then the CRs ``CoreProvider`` (cluster-api),
    ``BootstrapProvider`` (kubeadm), ``ControlPlaneProvider`` (kamaji, optionally kubeadm),
-   ``InfrastructureProvider`` (proxmox) and ``IPAMProvider`` (in-cluster), each depending on the
-   operator release (its CRDs and webhooks) and, except the core, on the ``CoreProvider``.
+   ``InfrastructureProvider`` (proxmox), ``IPAMProvider`` (in-cluster) and ``AddonProvider`` (helm,
+   CAAPH: serves the ``HelmChartProxy`` that installs each tenant's CNI), each depending on the
+   operator release (its CRDs and webhooks) and, except the core, on the ``CoreProvider``. ``ready``
+   holds every provider CR, so tenants (and their HelmChartProxy) wait for CAAPH too.
 
 CAPMOX gets the **bare** Proxmox URL (it appends ``/api2/json`` itself) and TLS verification on:
 ``PROXMOX_INSECURE=false`` on the manager container, plus ``--proxmox-root-cert-file`` and a mounted
@@ -75,6 +77,9 @@ class ProviderNamespaces:
     ipam: str = "capi-ipam-in-cluster-system"
     """IPAMProvider ``in-cluster``."""
 
+    addon: str = "caaph-system"
+    """AddonProvider ``helm`` (CAAPH; its release manifests' own namespace)."""
+
     def all(self) -> list[str]:
         """Every namespace name, in declaration order."""
         return [
@@ -86,6 +91,7 @@ class ProviderNamespaces:
             self.kamaji_control_plane,
             self.infrastructure,
             self.ipam,
+            self.addon,
         ]
 
 
@@ -127,7 +133,7 @@ class ClusterApiArgs:
     """Namespaces of the operator and providers."""
 
     versions: Versions = DEFAULT_VERSIONS
-    """Pinned versions (``cert_manager``, ``capi_operator``, ``capi_core``, ``capmox``, ...)."""
+    """Pinned versions (``cert_manager``, ``capi_operator``, ``capi_core``, ``capmox``, ``caaph``, ...)."""
 
     render: bool = False
     """Render manifests (``helm.v4.Chart``) instead of installing Helm releases."""
@@ -186,7 +192,7 @@ def capmox_ca_patch() -> dict[str, Any]:
 
 
 class ClusterApi(pulumi.ComponentResource):
-    """cert-manager, the CAPI operator and the CAPI/CAPMOX/IPAM/Kamaji provider CRs."""
+    """cert-manager, the CAPI operator and the CAPI/CAPMOX/IPAM/Kamaji/CAAPH provider CRs."""
 
     cert_manager: pulumi.Resource | None
     """cert-manager Release/Chart (None when not installed here)."""
@@ -343,6 +349,8 @@ class ClusterApi(pulumi.ComponentResource):
             infra_spec["patches"] = [capmox_ca_patch()]
         provider_cr("InfrastructureProvider", "proxmox", nss.infrastructure, infra_spec, infra_deps)
         provider_cr("IPAMProvider", "in-cluster", nss.ipam, {"version": v.ipam_in_cluster}, [core])
+        # CAAPH: clusterctl's built-in "helm" add-on provider (fetched from its GitHub release by tag).
+        provider_cr("AddonProvider", "helm", nss.addon, {"version": v.caaph}, [core])
 
         self.ready = list(self.providers.values())
         self.register_outputs(

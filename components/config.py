@@ -123,6 +123,7 @@ DEFAULT_VERSIONS: Final[Mapping[str, str]] = {
     "vmTemplate": "ubuntu-2404-kube",
     "capiCore": "v1.12.8",
     "capmox": "v0.9.0",
+    "caaph": "v0.6.2",
     "ipamInCluster": "v1.1.0",
     "kamajiControlPlaneProvider": "v0.20.0",
     "kamajiImageTag": "26.8.2-edge",
@@ -712,6 +713,8 @@ class VersionsConfig(_ConfigModel):
     """Cluster API core, kubeadm bootstrap and control-plane providers."""
     capmox: ReleaseTag = DEFAULT_VERSIONS["capmox"]
     """CAPMOX infrastructure provider."""
+    caaph: ReleaseTag = DEFAULT_VERSIONS["caaph"]
+    """Cluster API add-on provider for Helm (installs each tenant's CNI)."""
     ipam_in_cluster: ReleaseTag = DEFAULT_VERSIONS["ipamInCluster"]
     """In-cluster IPAM provider."""
     kamaji_control_plane_provider: ReleaseTag = DEFAULT_VERSIONS["kamajiControlPlaneProvider"]

@@ -2,8 +2,9 @@
 
 The defaults come from the compatibility matrix in ``reference/k8s_stack.md`` section 0 (Cluster API
 v1.12 + CAPMOX v0.9 + in-cluster IPAM v1.1 + Kamaji control-plane provider v0.20, Kube-OVN v1.16 with
-Cilium 1.19, proxmox-csi chart 0.5.x). Promotion moves one commit, and therefore one ``Versions``,
-through the stacks; a stack may canary a different version with a small override mapping::
+Cilium 1.19, proxmox-csi chart 0.5.x); CAAPH is not in that matrix, see ``Versions.caaph``. Promotion
+moves one commit, and therefore one ``Versions``, through the stacks; a stack may canary a different
+version with a small override mapping::
 
     versions = resolve_versions({"cilium": "1.19.6", "kamaji_image_tag": "26.9.1-edge"})
 
@@ -151,6 +152,14 @@ class Versions:
 
     kamaji_control_plane_provider: str = "v0.20.0"
     """Kamaji CAPI control-plane provider (KamajiControlPlane v1alpha2 only)."""
+
+    caaph: str = "v0.6.2"
+    """Cluster API Add-on Provider for Helm (``AddonProvider/helm``; serves HelmChartProxy v1alpha1).
+
+    Series 0.5+ claims contract v1beta2 (kubernetes-sigs/cluster-api-addon-provider-helm#476); v0.6.2
+    is the release CAPZ adopted on CAPI v1.12.3 (kubernetes-sigs/cluster-api-provider-azure#6201 after
+    #6127), cut before CAAPH moved to CAPI v1.13 (kubernetes-sigs/cluster-api-addon-provider-helm#540).
+    """
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

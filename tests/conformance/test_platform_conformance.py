@@ -47,6 +47,7 @@ EXPECTED_CR_KINDS = {
     ("operator.cluster.x-k8s.io", "ControlPlaneProvider"),
     ("operator.cluster.x-k8s.io", "InfrastructureProvider"),
     ("operator.cluster.x-k8s.io", "IPAMProvider"),
+    ("operator.cluster.x-k8s.io", "AddonProvider"),
     ("kamaji.clastix.io", "DataStore"),
     ("snapshot.storage.k8s.io", "VolumeSnapshotClass"),
 }
@@ -172,8 +173,18 @@ def _datastore() -> dict[str, Any]:
     }
 
 
+def _addon_provider() -> dict[str, Any]:
+    return {
+        "apiVersion": "operator.cluster.x-k8s.io/v1alpha2",
+        "kind": "AddonProvider",
+        "metadata": {"name": "helm", "namespace": "caaph-system"},
+        "spec": {"version": "v0.6.2"},
+    }
+
+
 def test_known_good_objects_pass(catalog: CrdCatalog) -> None:
     catalog.validate(_core_provider(), kubernetes_version=KUBERNETES_VERSION)
+    catalog.validate(_addon_provider(), kubernetes_version=KUBERNETES_VERSION)
     report = catalog.validate(_datastore(), kubernetes_version=KUBERNETES_VERSION)
     assert report.unchecked_cel_rules > 0, "CEL rules must be reported, not silently skipped"
 
@@ -205,6 +216,22 @@ def test_known_good_objects_pass(catalog: CrdCatalog) -> None:
 )
 def test_crd_validation_rejects_broken_custom_resources(catalog: CrdCatalog, mutate: Any, message: str) -> None:
     obj = copy.deepcopy(_core_provider())
+    mutate(obj)
+    with pytest.raises(SchemaValidationError, match=message):
+        catalog.validate(obj, kubernetes_version=KUBERNETES_VERSION)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda o: o["spec"].update(helm={"version": "v0.6.2"}), "'helm' was unexpected"),
+        (lambda o: o["spec"].update(version=["v0.6.2"]), "is not of type 'string'"),
+        (lambda o: o["spec"].update(fetchConfig={"url": 1}), "is not of type 'string'"),
+        (lambda o: o["metadata"].pop("namespace"), "missing on a namespaced kind"),
+    ],
+)
+def test_crd_validation_rejects_broken_addon_providers(catalog: CrdCatalog, mutate: Any, message: str) -> None:
+    obj = copy.deepcopy(_addon_provider())
     mutate(obj)
     with pytest.raises(SchemaValidationError, match=message):
         catalog.validate(obj, kubernetes_version=KUBERNETES_VERSION)

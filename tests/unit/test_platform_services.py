@@ -639,6 +639,7 @@ def test_operator_waits_for_cert_manager_and_providers_for_the_operator(platform
     crs = [r for r in platform.registrations if r.type.startswith("kubernetes:operator.cluster.x-k8s.io/v1alpha2:")]
     kinds = sorted(f"{r.type.rsplit(':', 1)[1]}/{r.inputs['metadata']['name']}" for r in crs)
     assert kinds == [
+        "AddonProvider/helm",
         "BootstrapProvider/kubeadm",
         "ControlPlaneProvider/kamaji",
         "ControlPlaneProvider/kubeadm",
@@ -664,6 +665,29 @@ def test_provider_versions_match_the_pins(platform: Recording) -> None:
     assert versions["capi-infrastructureprovider-proxmox"] == DEFAULT_VERSIONS.capmox
     assert versions["capi-ipamprovider-in-cluster"] == DEFAULT_VERSIONS.ipam_in_cluster
     assert versions["capi-controlplaneprovider-kamaji"] == DEFAULT_VERSIONS.kamaji_control_plane_provider
+    assert versions["capi-addonprovider-helm"] == DEFAULT_VERSIONS.caaph
+
+
+def test_caaph_is_an_addon_provider_that_dependents_wait_for() -> None:
+    seen: dict[str, Any] = {}
+
+    def program() -> None:
+        capi = ClusterApi("capi", capi_args(mgmt_provider()))
+        seen["ready"] = capi.ready
+        seen["addon"] = capi.providers["AddonProvider/helm"]
+
+    rec = record(program)
+    addon = rec.named("capi-addonprovider-helm")
+    assert addon.inputs["metadata"] == {
+        "name": "helm",
+        "namespace": "caaph-system",
+        "annotations": {"pulumi.com/waitFor": "condition=ProviderInstalled"},
+    }
+    assert addon.inputs["spec"] == {"version": DEFAULT_VERSIONS.caaph}, "clusterctl's built-in URL, no fetchConfig"
+    assert addon.depends_on(rec.named("capi-capi-operator")), "the AddonProvider CRD and webhooks come first"
+    assert addon.depends_on(rec.named("capi-coreprovider-cluster-api"))
+    assert addon.depends_on(rec.named("capi-ns-caaph-system"))
+    assert seen["addon"] in seen["ready"], "tenants' HelmChartProxies need CAAPH's CRD and webhooks"
 
 
 def test_capmox_gets_the_bare_url_and_verifies_tls() -> None:
@@ -835,7 +859,7 @@ def test_component_outputs_expose_dependency_handles() -> None:
     record(program)
     assert seen == {
         "network": ["Release", "Release"],
-        "capi": 5,
+        "capi": 6,
         "kamaji": "default",
         "csi": ["proxmox-ceph", "proxmox-local", "proxmox-nfs"],
     }

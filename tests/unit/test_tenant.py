@@ -442,6 +442,9 @@ def test_tenants_come_after_the_platform_services(rendered: Run) -> None:
     assert ns.depends_on(rendered.rec.named("platform-kamaji-datastore"))
     assert ns.depends_on(rendered.rec.named("platform-capi-infrastructureprovider-proxmox"))
     assert ns.depends_on(rendered.rec.named("platform-capi-controlplaneprovider-kamaji"))
+    # CAAPH serves HelmChartProxy: the tenant's CNI proxy waits for it through the namespace.
+    assert ns.depends_on(rendered.rec.named("platform-capi-addonprovider-helm"))
+    assert rendered.rec.named("platform-tenant-team-a-cni").depends_on(ns)
     pc = rendered.rec.named("platform-tenant-team-a-proxmox-cluster")
     assert pc.depends_on(rendered.rec.named("platform-proxmox-pool-tenant-team-a"))
     assert pc.depends_on(rendered.rec.named("platform-proxmox-tenant-team-a-capmox-acl-pool-k8s-t-team-a"))

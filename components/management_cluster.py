@@ -8,6 +8,12 @@ What it builds (``managementCluster.external: false``)
       unaddressed: they are underlays for Kube-OVN and storage clients), VMIDs from ``vmidRange``.
       A changed template applies to VMs created later, never replaces the running ones
       (``ignore_changes``); roll a VM onto it with ``pulumi up --replace <urn>``.
+    * The VM firewall, when ``security_groups`` names the platform's groups (``ProxmoxCluster``'s
+      ``security_group_names``; ``Platform`` passes them and puts the group resources in ``depends_on``):
+      each NIC gets its network's group (management on ``net0``, data on ``net1``, storage on ``net2``)
+      and the VM's firewall is enabled with ``policy_in=DROP`` before the VM first starts
+      (``ProxmoxVm`` input ``firewall``). The rules filter only once an operator has enabled the
+      datacenter firewall, which this program deliberately never does.
     * Static addresses from ``ipRange``: control planes first, then workers, one per index
       (``start + i``). Changing ``controlPlanes.count`` therefore renumbers the workers.
     * Placement (``spread_over_nodes``): smooth weighted round-robin over the allowed nodes in their
@@ -41,7 +47,7 @@ Environment differences are the plain Args flags ``bootstrap`` and ``render_dir`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -89,6 +95,8 @@ WORKER: Final[Role] = "worker"
 _REMOTE_SHELL: Final = "sudo -n /bin/bash -s"
 _ADMIN_CONF: Final = "/etc/kubernetes/admin.conf"
 _SUPER_ADMIN_CONF: Final = "/etc/kubernetes/super-admin.conf"
+NIC_OF_NETWORK: Final[Mapping[str, str]] = {"management": "net0", "data": "net1", "storage": "net2"}
+"""The NIC slot of each node network on every management cluster VM."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +272,15 @@ class ManagementClusterArgs:
     """SSH connection attempts before a command fails (VMs may still be booting)."""
 
     depends_on: Sequence[pulumi.Resource] = ()
-    """Resources the VMs wait for (template, pool, API token ...)."""
+    """Resources the VMs wait for (template, pool, API token, the security groups ...)."""
+
+    security_groups: Mapping[str, str] = field(default_factory=dict)
+    """Security group names by network (``management``, ``data``, ``storage``), e.g.
+    ``ProxmoxCluster.security_group_names``: each VM binds a network's group to the NIC on that network
+    (``net0``, ``net1``, ``net2``) and enables its firewall with ``policy_in=DROP``. Every NIC a VM gets
+    needs its group then (a NIC without one would drop all inbound traffic). Empty: the VMs' firewall is
+    not managed. The names are plain strings: put the group resources in ``depends_on`` so that they
+    exist before a VM binds them."""
 
     def __post_init__(self) -> None:
         require_plain_identifier(self.cluster_name)
@@ -278,6 +294,7 @@ class ManagementClusterArgs:
                     "managementCluster.external needs the secret managementKubeconfig (or render_dir to render)"
                 )
             return
+        self._check_security_groups()
         if not self.kubernetes and self.render_dir is None:
             raise ValueError("kubernetes=False (no provider) is only meaningful with render_dir")
         if not self.bootstrap and self.render_dir is None:
@@ -295,6 +312,35 @@ class ManagementClusterArgs:
                 raise ValueError("managementCluster.sshPublicKeys needs the public key of sshPrivateKey")
         self.cluster_settings()  # validates version, endpoint and CIDRs
         plan_nodes(cluster_name=self.cluster_name, config=self.config, networks=self.networks, nodes=self.nodes)
+
+    def _check_security_groups(self) -> None:
+        if not self.security_groups:
+            return
+        unknown = sorted(set(self.security_groups) - set(NIC_OF_NETWORK))
+        if unknown:
+            raise ValueError(f"security_groups: unknown networks {unknown}; known: {sorted(NIC_OF_NETWORK)}")
+        for network in self.nic_networks().values():
+            if network not in self.security_groups:
+                raise ValueError(
+                    f"security_groups has no group for the {network} network ({NIC_OF_NETWORK[network]}): "
+                    "behind policy_in=DROP that NIC would drop all inbound traffic"
+                )
+
+    def nic_networks(self) -> dict[str, str]:
+        """NIC slot -> network of every NIC a VM gets: ``net0`` management, ``net1`` data, ``net2`` storage."""
+        present = {
+            "management": True,
+            "data": self.networks.data is not None,
+            "storage": self.networks.storage is not None,
+        }
+        return {slot: network for network, slot in NIC_OF_NETWORK.items() if present[network]}
+
+    def firewall(self) -> dict[str, Any] | None:
+        """The ``firewall`` input of every VM: each NIC's network group, inbound DROP; None without groups."""
+        if not self.security_groups:
+            return None
+        groups = {slot: [self.security_groups[network]] for slot, network in self.nic_networks().items()}
+        return {"enabled": True, "policy_in": "DROP", "policy_out": "ACCEPT", "groups": groups}
 
     @property
     def identifier(self) -> str:
@@ -573,6 +619,7 @@ class ManagementCluster(pulumi.ComponentResource):
                 memory_mib=size.memory_mib,
                 disks={args.boot_disk_slot: {"size_gib": size.disk_gib}},
                 nics=nics,
+                firewall=args.firewall(),
                 cloud_init={
                     "user": cfg.ssh_user,
                     "ssh_keys": list(cfg.ssh_public_keys),

@@ -2,7 +2,8 @@
 
 Data flows one way. ``Platform`` receives the validated stack config and its secrets, builds the
 Proxmox layer (pools, templates, controller tokens, firewall groups), the management cluster on top of
-it, and hands the cluster's provider, node list and the controller tokens to the platform services.
+it (its VMs bind the firewall groups to their NICs and wait for them), and hands the cluster's provider,
+node list and the controller tokens to the platform services.
 No child reaches into another's children: everything passes through the typed Args below.
 """
 
@@ -134,9 +135,15 @@ class Platform(pulumi.ComponentResource):
         waits: list[pulumi.Resource] = [self.proxmox.platform_pool]
         if not mc.external:
             waits += self.proxmox.clone_dependencies(cfg.resolve_template(mc.template))
+            # The VMs bind the security groups by name before they first start: the groups must exist.
+            waits += list(self.proxmox.security_groups.values())
         mc_args = ManagementClusterArgs.from_stack(cfg, secrets, depends_on=waits)
         if not mc.external:
-            mc_args = dataclasses.replace(mc_args, pool=self.proxmox.pool_ids["platform"])
+            mc_args = dataclasses.replace(
+                mc_args,
+                pool=self.proxmox.pool_ids["platform"],
+                security_groups=self.proxmox.security_group_names,
+            )
         if not args.kubernetes:
             mc_args = dataclasses.replace(mc_args, kubernetes=False)
         self.management = ManagementCluster(f"{name}-mgmt", mc_args, child)

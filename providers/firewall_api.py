@@ -7,7 +7,9 @@ firewall acts only when (1) the datacenter firewall is enabled, (2) the guest's 
 ``enable=1``, and (3) the NIC is created with ``firewall=1``. The guest's ``policy_in`` (``DROP`` by
 default in PVE) then drops every inbound packet no rule accepted. :meth:`FirewallApi.bind_vm` adds the
 group rules first and switches the guest's firewall on afterwards, so a VM is never cut off between
-the two calls.
+the two calls. A caller that manages a guest's bindings over time (``ProxmoxVm``'s ``firewall`` input,
+``providers/vm_ops.py``) gives every rule it adds a comment naming itself, and :meth:`FirewallApi.unbind_vm`
+removes only rules it claims that way: rules someone else added to the guest are never touched.
 
 PVE semantics this module relies on (pve-firewall ``API2/Firewall/Groups.pm`` and ``Rules.pm``):
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -430,6 +432,28 @@ class VmGroupBinding:
     iface: str | None = "net0"
 
 
+@dataclass(frozen=True)
+class GuestRule:
+    """One rule of a guest's firewall as PVE reports it (only what binding code needs)."""
+
+    pos: int
+    type: str
+    action: str
+    iface: str | None
+    enable: bool
+    comment: str
+
+
+@dataclass(frozen=True)
+class GuestFirewall:
+    """A guest's firewall: its options (``enable``, default policies) and its rules in order."""
+
+    enable: bool
+    policy_in: str
+    policy_out: str
+    rules: tuple[GuestRule, ...] = ()
+
+
 def _group_path(group: str) -> str:
     return f"/cluster/firewall/groups/{quote(group, safe='')}"
 
@@ -580,6 +604,8 @@ class FirewallApi:
         *,
         policy_in: str = "DROP",
         policy_out: str = "ACCEPT",
+        enable: bool = True,
+        comment: str | None = None,
     ) -> int:
         """Apply security groups to a VM's NICs and switch its firewall on with a default inbound policy.
 
@@ -587,15 +613,23 @@ class FirewallApi:
         the VM is never behind ``policy_in=DROP`` without its ACCEPT rules. The NICs must carry
         ``firewall=1`` (``ProxmoxVm`` NIC option ``firewall``) for any of this to filter. Returns the
         number of rules added.
+
+        With ``comment`` every rule added carries it, and only *enabled* group rules carrying exactly
+        that comment count as already present: a caller that marks its rules this way never mistakes a
+        rule someone else added (or disabled) for its own. ``enable=False`` writes the policies but
+        switches the guest firewall off (the rules stay).
         """
         for policy in (policy_in, policy_out):
             if policy not in ACTIONS:
                 raise ValueError(f"policy: must be one of {ACTIONS}, got {policy!r}")
+        if comment is not None:
+            _check_comment(comment)
         base = f"/nodes/{node}/qemu/{vmid}/firewall"
         existing = {
             (str(r.get("action")), r.get("iface") or None)
             for r in self.client.get(f"{base}/rules") or []
             if r.get("type") == "group"
+            and (comment is None or (str(r.get("comment") or "") == comment and _enabled(r)))
         }
         added = 0
         for binding in bindings:
@@ -607,11 +641,107 @@ class FirewallApi:
             params: dict[str, Any] = {"type": "group", "action": binding.group, "enable": 1}
             if binding.iface is not None:
                 params["iface"] = binding.iface
+            if comment:
+                params["comment"] = comment
             self.client.post(f"{base}/rules", **params)
             existing.add((binding.group, binding.iface))
             added += 1
-        self.client.put(f"{base}/options", enable=1, policy_in=policy_in, policy_out=policy_out)
+        self.client.put(f"{base}/options", enable=1 if enable else 0, policy_in=policy_in, policy_out=policy_out)
         return added
+
+    def vm_firewall(self, node: str, vmid: int) -> GuestFirewall:
+        """A guest's firewall options and rules, as PVE reports them (PVE's defaults filled in)."""
+        base = f"/nodes/{node}/qemu/{vmid}/firewall"
+        options = self.client.get(f"{base}/options") or {}
+        rows = self.client.get(f"{base}/rules") or []
+        return GuestFirewall(
+            enable=_enabled(options),
+            policy_in=str(options.get("policy_in") or "DROP"),
+            policy_out=str(options.get("policy_out") or "ACCEPT"),
+            rules=tuple(_guest_rule(pos, row) for pos, row in enumerate(rows)),
+        )
+
+    def unbind_vm(
+        self,
+        node: str,
+        vmid: int,
+        *,
+        keep: Iterable[VmGroupBinding],
+        owned: Callable[[GuestRule], bool],
+        comment: str,
+    ) -> int:
+        """Remove the guest's group rules that ``owned`` claims, except one enabled rule per binding in ``keep``
+        that carries ``comment``; returns the number of rules removed.
+
+        Rules ``owned`` does not claim are never touched. Each delete names the rule's position and the
+        digest of the list it was read from, and the list is read again after every delete, so a rule
+        someone added or moved meanwhile is never deleted in place of ours (PVE refuses the stale digest).
+        """
+        wanted = {(b.group, b.iface) for b in keep}
+        base = f"/nodes/{node}/qemu/{vmid}/firewall/rules"
+        removed = 0
+        budget: int | None = None
+        while True:
+            rows = self.client.get(base) or []
+            digest = str(rows[0]["digest"]) if rows and rows[0].get("digest") else None
+            stale = _stale_positions([_guest_rule(pos, row) for pos, row in enumerate(rows)], wanted, owned, comment)
+            if not stale:
+                return removed
+            if budget is None:
+                budget = len(stale) + 3
+            if removed >= budget:
+                raise ProxmoxError(
+                    f"VM {vmid}: stale security group rules keep reappearing after {removed} deletes",
+                    method="DELETE",
+                    path=base,
+                )
+            pos = stale[-1]  # bottom first: the positions above it stay valid
+            try:
+                self.client.delete(f"{base}/{pos}", digest=digest)
+            except ProxmoxError as exc:
+                if _MODIFIED.search(exc.message):
+                    raise ProxmoxError(
+                        f"the firewall rules of VM {vmid} were modified by someone else while stale bindings "
+                        "were removed; run again",
+                        method="DELETE",
+                        path=f"{base}/{pos}",
+                    ) from None
+                raise
+            removed += 1
+
+
+def _enabled(row: Mapping[str, Any]) -> bool:
+    return str(row.get("enable", 0)) not in ("0", "", "None")
+
+
+def _guest_rule(pos: int, row: Mapping[str, Any]) -> GuestRule:
+    return GuestRule(
+        pos=int(row.get("pos", pos)),
+        type=str(row.get("type", "")),
+        action=str(row.get("action", "")),
+        iface=str(row["iface"]) if row.get("iface") else None,
+        enable=_enabled(row),
+        comment=str(row.get("comment") or ""),
+    )
+
+
+def _stale_positions(
+    rules: Sequence[GuestRule],
+    wanted: set[tuple[str, str | None]],
+    owned: Callable[[GuestRule], bool],
+    comment: str,
+) -> list[int]:
+    kept: set[tuple[str, str | None]] = set()
+    stale: list[int] = []
+    for rule in rules:
+        if rule.type != "group" or not owned(rule):
+            continue
+        key = (rule.action, rule.iface)
+        if key in wanted and key not in kept and rule.enable and rule.comment == comment:
+            kept.add(key)
+            continue
+        stale.append(rule.pos)
+    return sorted(stale)
 
 
 __all__ = [
@@ -620,6 +750,8 @@ __all__ = [
     "FirewallConflictError",
     "FirewallRule",
     "FirewallSpecError",
+    "GuestFirewall",
+    "GuestRule",
     "SecurityGroup",
     "SecurityGroupSpec",
     "VmGroupBinding",

@@ -4,6 +4,8 @@
 ``render_nic``/``render_new_disk`` the slot values, and ``observe`` reads a config returned by
 ``GET /nodes/{node}/qemu/{vmid}/config`` back into the same normalised form, so that drift and diffs
 compare like with like (PVE returns numbers as strings, sorts tags, and changes MAC case).
+``firewall_comment`` is the mark on the guest firewall rules a ProxmoxVm adds, and ``firewall_marker``
+reads it back, so that only those rules are ever reported or removed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import quote, unquote
 
 from providers.vm_spec import MARKER_TAG_PREFIX, Disk, Nic, VmSpec
 
+FIREWALL_COMMENT = re.compile(r"^managed by pulumi ProxmoxVm marker=(?P<marker>[0-9a-f]{32})$")
 FOOTER = re.compile(r"\n*\[managed by pulumi: owner=(?P<owner>[^\]\s]+) marker=(?P<marker>[0-9a-f]{32})\]\s*$")
 SIZE = re.compile(r"(?:^|,)size=(\d+(?:\.\d+)?)([KMGT]?)(?:,|$)")
 UNIT_GIB = {"K": 1 / (1024 * 1024), "M": 1 / 1024, "G": 1.0, "T": 1024.0, "": 1 / (1024**3)}
@@ -63,6 +66,17 @@ def split_description(text: str) -> tuple[str, str | None, str | None]:
     if not found:
         return text or "", None, None
     return text[: found.start()].rstrip("\n"), unquote(found.group("owner")), found.group("marker")
+
+
+def firewall_comment(marker: str) -> str:
+    """The comment on every guest firewall rule the resource with this ownership marker added."""
+    return f"managed by pulumi ProxmoxVm marker={marker}"
+
+
+def firewall_marker(comment: str) -> str | None:
+    """The ownership marker a guest firewall rule's comment names, or None for a rule nobody here added."""
+    found = FIREWALL_COMMENT.match(comment.strip())
+    return found.group("marker") if found else None
 
 
 def render_tags(spec: VmSpec) -> str:

@@ -11,6 +11,11 @@ The rules that keep a platform team's cluster clean live here:
   that loses the race ("already exists", synchronously or in the task) retries with a fresh id.
 * **Bounded parallelism.** At most ``max_clones_per_node`` clones run at once per source node, which is
   what keeps storage-level locks from timing out under parallel creates.
+* **Never unprotected.** A declared ``firewall`` (security groups per NIC, policies) is applied through
+  ``FirewallApi`` after the config and before the first start; an update adds new bindings (and sets the
+  policies) before anything else changes and removes stale ones last. Only guest firewall rules whose
+  comment carries this resource's marker are ever removed or reported; anybody else's stay untouched.
+  Whether the rules filter anything also depends on the datacenter firewall, which an operator enables.
 """
 
 from __future__ import annotations
@@ -40,9 +45,12 @@ from providers.errors import (
     ProxmoxValidationError,
     is_kind,
 )
+from providers.firewall_api import FirewallApi, GuestFirewall, GuestRule, VmGroupBinding
 from providers.vm_config import (
     Observed,
     description_with_marker,
+    firewall_comment,
+    firewall_marker,
     observe,
     parse_props,
     render_new_disk,
@@ -50,7 +58,7 @@ from providers.vm_config import (
     render_options,
 )
 from providers.vm_plan import VmPlan
-from providers.vm_spec import CloudInit, Cpu, Disk, IpConfig, Nic, VmSpec
+from providers.vm_spec import CloudInit, Cpu, Disk, IpConfig, Nic, VmFirewall, VmSpec
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +247,9 @@ class VmOperations:
         try:
             self.wait_unlocked(node, vmid, timeout=spec.timeouts.clone)
             self._configure(spec, node, vmid, password, template_storage=lambda: self._template_storage(template))
+            # Before the first start: the VM never boots without its security groups.
+            self.bind_firewall(spec, node, vmid)
+            self.unbind_stale_firewall(spec, node, vmid)
             if spec.started:
                 self.power(node, vmid, "start", spec)
             state = self.state(spec, node, vmid, wait_for_ip=True)
@@ -443,6 +454,56 @@ class VmOperations:
                     timeout=spec.timeouts.config,
                 )
 
+    # ================================================================== firewall
+
+    def bind_firewall(self, spec: VmSpec, node: str, vmid: int) -> int:
+        """Add the declared group bindings that are missing, then set the guest firewall options.
+
+        The first half of a reconcile: it never removes anything, so it is safe before any other change.
+        Returns the number of rules added (0 without a ``firewall`` input: then nothing is sent).
+        """
+        fw = spec.firewall
+        if fw is None:
+            return 0
+        # Each rule is inserted on top: post in reverse to end up in declared order.
+        bindings = [VmGroupBinding(group, slot) for group, slot in reversed(fw.bindings())]
+        return FirewallApi(self.client).bind_vm(
+            node,
+            vmid,
+            bindings,
+            policy_in=fw.policy_in,
+            policy_out=fw.policy_out,
+            enable=fw.enabled,
+            comment=firewall_comment(spec.marker),
+        )
+
+    def unbind_stale_firewall(self, spec: VmSpec, node: str, vmid: int, *, previous_marker: str | None = None) -> int:
+        """Remove this resource's group rules that are no longer declared (or disabled, or duplicated).
+
+        Rules marked with ``previous_marker`` (the marker before an in-place marker change) count as this
+        resource's too and are removed: ``bind_firewall`` has added their replacements under the new
+        marker. Returns the number of rules removed.
+        """
+        fw = spec.firewall
+        if fw is None:
+            return 0
+        markers = {spec.marker, *([previous_marker] if previous_marker else [])}
+
+        def owned(rule: GuestRule) -> bool:
+            return firewall_marker(rule.comment) in markers
+
+        return FirewallApi(self.client).unbind_vm(
+            node,
+            vmid,
+            keep=[VmGroupBinding(group, slot) for group, slot in fw.bindings()],
+            owned=owned,
+            comment=firewall_comment(spec.marker),
+        )
+
+    def read_firewall(self, node: str, vmid: int) -> GuestFirewall:
+        """The guest firewall's options and rules."""
+        return FirewallApi(self.client).vm_firewall(node, vmid)
+
     # ================================================================== tasks
 
     def run_task(
@@ -617,7 +678,8 @@ class VmOperations:
             log.warning("VM %s no longer carries this resource's marker: treating it as gone", vmid)
             return None
         state = self.state(spec, where.node, vmid, wait_for_ip=False, cfg=cfg)
-        return state, _refreshed_spec(spec, obs, where, state)
+        guest_fw = self.read_firewall(where.node, vmid) if spec.firewall is not None else None
+        return state, _refreshed_spec(spec, obs, where, state, guest_fw)
 
     # ================================================================== update
 
@@ -644,6 +706,9 @@ class VmOperations:
                 timeout=new.timeouts.clone,
             )
             node = change.migrate_to
+        if change.firewall:
+            # New bindings and policies first: a NIC added below comes up with its groups already bound.
+            self.bind_firewall(new, node, vmid)
         cfg = self.config(node, vmid)
         obs = observe(cfg, disk_slots=set(new.disks), nic_slots=set(new.nics) | set(old.nics))
         params: dict[str, Any] = dict(change.set_options)
@@ -662,6 +727,8 @@ class VmOperations:
             self.set_config(node, vmid, params, digest=obs.digest, timeout=new.timeouts.config)
         grow = {s: d for s, d in change.disk_updates.items() if s in obs.disks}
         self._grow_disks(new, node, vmid, obs, grow)
+        if change.firewall:
+            self.unbind_stale_firewall(new, node, vmid, previous_marker=old.marker)
         if change.regenerate_cloudinit:
             self.run_task("PUT", f"/nodes/{node}/qemu/{vmid}/cloudinit", {}, timeout=new.timeouts.config)
         if change.power:
@@ -760,7 +827,28 @@ def _parse_ipconfig(value: str) -> IpConfig:
     return IpConfig(ipv4=props.get("ip"), gateway4=props.get("gw"), ipv6=props.get("ip6"), gateway6=props.get("gw6"))
 
 
-def _refreshed_spec(spec: VmSpec, obs: Observed, where: Located, state: VmState) -> VmSpec:
+def _refreshed_firewall(spec: VmSpec, guest: GuestFirewall | None, nic_slots: set[str]) -> VmFirewall | None:
+    """The guest firewall as a ``firewall`` input: options as PVE has them, and the enabled group rules that
+    carry this resource's marker on NICs the VM still has. Anybody else's rules are not reported."""
+    if spec.firewall is None or guest is None:
+        return spec.firewall
+    groups: dict[str, list[str]] = {}
+    for rule in guest.rules:
+        if (
+            rule.type == "group"
+            and rule.enable
+            and rule.iface in nic_slots
+            and firewall_marker(rule.comment) == spec.marker
+        ):
+            groups.setdefault(str(rule.iface), []).append(rule.action)
+    return VmFirewall.model_validate(
+        {"enabled": guest.enable, "policy_in": guest.policy_in, "policy_out": guest.policy_out, "groups": groups}
+    )
+
+
+def _refreshed_spec(
+    spec: VmSpec, obs: Observed, where: Located, state: VmState, guest_fw: GuestFirewall | None = None
+) -> VmSpec:
     """The spec as the VM is now: observed values replace declared ones for everything we manage."""
     o = obs.options
     nics = {}
@@ -815,6 +903,7 @@ def _refreshed_spec(spec: VmSpec, obs: Observed, where: Located, state: VmState)
             "nics": nics,
             "disks": disks,
             "cloud_init": cloud_init,
+            "firewall": _refreshed_firewall(spec, guest_fw, set(nics)),
             "started": state.status == "running",
             "node": where.node if spec.node else None,
         }

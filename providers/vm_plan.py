@@ -4,6 +4,9 @@ It compares two VmSpecs (the one in state, refreshed if the user refreshed, and 
 what has to happen, without calling Proxmox. ``diff()`` reports it to the engine; ``update()`` executes
 it. Only declared slots ever appear in a plan: a disk slot that stops being declared is simply no longer
 managed (its data stays), and slots nobody declared (CSI volumes, ``unusedN``) are invisible here.
+
+The guest firewall (``firewall``: bound security groups and policies) always changes in place, never by
+replacement; a plan with ``firewall`` set reconciles the bindings (see ``VmOperations.update``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class VmPlan:
     power: Literal["start", "stop"] | None = None
     migrate_to: str | None = None
     regenerate_cloudinit: bool = False
+    firewall: bool = False
+    """Reconcile the guest firewall with the new spec's ``firewall`` (bindings, enable, policies)."""
     delete_before_replace: bool = False
 
     @property
@@ -134,6 +139,12 @@ def plan(
         if getattr(old, name) != getattr(new, name):
             changed.add(name)
 
+    # The guest firewall: in place. Its rules carry the ownership marker, so a new marker re-marks them too.
+    # Dropping the input only stops managing it (the rules and policies stay as they are).
+    if old.firewall != new.firewall:
+        changed.add("firewall")
+    reconcile_firewall = new.firewall is not None and (old.firewall != new.firewall or old.marker != new.marker)
+
     # Static addresses or the same name cannot exist twice: remove the old VM before cloning its successor.
     delete_before_replace = bool(replaces) and (_static_ips(old) and _static_ips(new))
     return VmPlan(
@@ -147,5 +158,6 @@ def plan(
         power=power,
         migrate_to=migrate_to,
         regenerate_cloudinit=regenerate,
+        firewall=reconcile_firewall,
         delete_before_replace=delete_before_replace,
     )

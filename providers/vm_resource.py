@@ -99,6 +99,9 @@ class ProxmoxVmProvider(ProxmoxProvider):
             spec = VmSpec.from_inputs(inputs)
         except SpecError as exc:
             return dynamic.CheckResult(inputs, [dynamic.CheckFailure(path, reason) for path, reason in exc.problems])
+        problems = spec.declaration_problems()
+        if problems:
+            return dynamic.CheckResult(inputs, [dynamic.CheckFailure(path, reason) for path, reason in problems])
         canonical = spec.to_inputs()
         canonical[PASSWORD_FIELD] = inputs.get(PASSWORD_FIELD)
         return dynamic.CheckResult(canonical, [])
@@ -203,6 +206,10 @@ class ProxmoxVmArgs:
     nics: pulumi.Input[Mapping[str, Any]] = field(default_factory=dict)
     cloud_init: pulumi.Input[Mapping[str, Any]] | None = None
     cloud_init_password: pulumi.Input[str] | None = None
+    firewall: pulumi.Input[Mapping[str, Any]] | None = None
+    """The guest firewall: ``{enabled, policy_in, policy_out, groups: {<nic slot>: [group, ...]}}``, applied
+    before the first start and reconciled in place (``providers.vm_spec.VmFirewall``). The groups must exist
+    first: pass their resources in ``depends_on``. Filters only once the datacenter firewall is enabled."""
     agent: pulumi.Input[bool] = True
     wait_for_ip: pulumi.Input[Mapping[str, Any]] | None = None
     on_boot: pulumi.Input[bool] = False

@@ -42,6 +42,29 @@ def test_refresh_reports_no_drift(deployment: Deployment) -> None:
     deployment.cli.run("refresh", "--yes", "--expect-no-changes", "--skip-preview")
 
 
+def test_vms_bind_the_management_group_and_a_binding_removed_by_hand_is_drift(deployment: Deployment) -> None:
+    pve = deployment.pve
+    mgmt = [g for g in pve.firewall_config("cluster")["groups"] if g.endswith("-mgmt")]
+    assert len(mgmt) == 1, "the management security group was not created"
+
+    def bindings(vmid: int) -> list[tuple[str, str]]:
+        rules = pve.firewall_config("vm", vmid=vmid)["rules"]
+        return [(r["action"], r.get("iface")) for r in rules if r.get("type") == "group" and r.get("enable") == 1]
+
+    for vmid, vm in deployment.guests().items():
+        assert bindings(vmid) == [(mgmt[0], "net0")], vm.name
+        options = pve.firewall_config("vm", vmid=vmid)["options"]
+        assert options["enable"] == 1 and options["policy_in"] == "DROP", vm.name
+    vmid = next(v for v, vm in deployment.guests().items() if vm.name == "mgmt-worker-2")
+    pve.firewall_config("vm", vmid=vmid)["rules"].clear()
+    drift = deployment.cli.run("preview", "--refresh", "--expect-no-changes", "--diff", check=False)
+    assert drift.returncode != 0
+    assert "firewall" in drift.stdout
+    deployment.cli.run("up", "--refresh", "--yes", "--skip-preview")
+    assert bindings(vmid) == [(mgmt[0], "net0")]
+    deployment.cli.run("preview", "--refresh", "--expect-no-changes")
+
+
 def test_out_of_band_change_shows_as_drift_and_up_repairs_it(deployment: Deployment) -> None:
     vm = next(vm for vm in deployment.guests().values() if vm.name == "mgmt-worker-1")
     vm.config["memory"] = "1024"

@@ -262,6 +262,76 @@ def test_data_and_storage_networks_become_net1_and_net2() -> None:
     assert vms(build())["mgmt-worker-1"].inputs["nics"].keys() == {"net0"}
 
 
+GROUPS = {"management": "k8s-mgmt", "data": "k8s-data", "storage": "k8s-storage"}
+ALL_NETWORKS = NetworksConfig.model_validate(
+    {
+        **NETWORKS.model_dump(mode="json", by_alias=True),
+        "data": {"bridge": "vmbr1", "vlan": 20, "cidr": "10.10.20.0/24"},
+        "storage": {"bridge": "vmbr2", "cidr": "10.10.30.0/24", "mtu": 9000},
+    }
+)
+
+
+def build_with_groups(networks: NetworksConfig = ALL_NETWORKS, **kw: Any) -> Recording:
+    """The cluster with the security groups passed by name and (stand-ins for) their resources in depends_on."""
+
+    def program() -> None:
+        stand_ins = [
+            pulumi.CustomResource("test:proxmox:SecurityGroup", f"fw-{net}", {"group": group})
+            for net, group in GROUPS.items()
+        ]
+        ManagementCluster("mgmt", make_args(networks=networks, security_groups=GROUPS, depends_on=stand_ins, **kw))
+
+    return record(program)
+
+
+def test_each_nic_binds_its_networks_security_group_behind_inbound_drop() -> None:
+    rec = build_with_groups()
+    for name, vm in vms(rec).items():
+        assert vm.inputs["firewall"] == {
+            "enabled": True,
+            "policy_in": "DROP",
+            "policy_out": "ACCEPT",
+            "groups": {"net0": ["k8s-mgmt"], "net1": ["k8s-data"], "net2": ["k8s-storage"]},
+        }, name
+        assert set(vm.inputs["firewall"]["groups"]) == set(vm.inputs["nics"]), name
+    # Only the networks a VM has a NIC on: no data network, no net1 and no data group.
+    only_storage = NetworksConfig.model_validate(
+        {k: v for k, v in ALL_NETWORKS.model_dump(mode="json", by_alias=True).items() if k != "data"}
+    )
+    cp = vms(build_with_groups(only_storage))["mgmt-cp-1"].inputs
+    assert cp["firewall"]["groups"] == {"net0": ["k8s-mgmt"], "net2": ["k8s-storage"]}
+    assert set(cp["nics"]) == {"net0", "net2"}
+
+
+def test_every_vm_depends_on_every_security_group() -> None:
+    rec = build_with_groups()
+    stand_ins = [rec.named(f"fw-{net}") for net in GROUPS]
+    for name, vm in vms(rec).items():
+        for group in stand_ins:
+            assert vm.depends_on(group), f"{name} does not wait for {group.name}"
+
+
+def test_without_security_groups_the_vm_firewall_is_not_managed() -> None:
+    for vm in build().of_type(VM):
+        assert vm.inputs.get("firewall") is None, vm.name
+
+
+def test_security_groups_must_cover_every_nic_and_name_known_networks() -> None:
+    with pytest.raises(ValueError, match="no group for the storage network"):
+        make_args(networks=ALL_NETWORKS, security_groups={"management": "k8s-mgmt", "data": "k8s-data"})
+    with pytest.raises(ValueError, match="unknown networks"):
+        make_args(security_groups={"management": "k8s-mgmt", "tenant": "k8s-t"})
+    # A group for a network the VMs have no NIC on is simply not bound.
+    args = make_args(security_groups=GROUPS)
+    assert args.firewall() == {
+        "enabled": True,
+        "policy_in": "DROP",
+        "policy_out": "ACCEPT",
+        "groups": {"net0": ["k8s-mgmt"]},
+    }
+
+
 def test_a_new_template_never_replaces_the_running_vms() -> None:
     for vm in build().of_type(VM):
         assert sorted(vm.ignore_changes) == ["template_tags", "template_vmid"], vm.name

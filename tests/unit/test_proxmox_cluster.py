@@ -609,3 +609,11 @@ def test_pve8_role_check() -> None:
     run = build(pve_major_version=8)
     versions = {r.inputs["pve_major_version"] for r in run.regs if r.name.startswith("pve-role-")}
     assert versions == {8}
+
+
+def test_management_group_admits_what_tenant_workers_need_and_no_more() -> None:
+    rules = {(r.proto, r.dport): r for r in management_rules("10.10.0.0/24", api_sources=["10.20.0.0/16"])}
+    for port in ("6443", "8132", "30000:32767"):
+        assert rules[("tcp", port)].source == "10.20.0.0/16"
+    assert rules[("tcp", "22")].source == "10.10.0.0/24"
+    assert rules[("tcp", "2379:2380")].source == "10.10.0.0/24"

@@ -138,3 +138,89 @@ def test_password_change_is_an_in_place_cloud_init_update() -> None:
     result = plan(spec(), spec(), current_node="pve1", current_vmid=1500, old_password="a", new_password="b")
     assert result.changed_fields == ("cloud_init_password",)
     assert result.regenerate_cloudinit and result.set_options == {"cipassword": "b"}
+
+
+# ------------------------------------------------------------------------------------------ firewall
+
+FW_NICS = {"net0": {"bridge": "vmbr0", "vlan": 10}, "net1": {"bridge": "vmbr1"}}
+policy = st.sampled_from(["DROP", "ACCEPT", "REJECT"])
+group_name = st.sampled_from(["k8s-mgmt", "k8s-data", "k8s-storage", "ops_ssh"])
+firewall_input = st.one_of(
+    st.none(),
+    st.builds(
+        lambda enabled, policy_in, policy_out, groups: {
+            "enabled": enabled,
+            "policy_in": policy_in,
+            "policy_out": policy_out,
+            "groups": groups,
+        },
+        st.booleans(),
+        policy,
+        policy,
+        st.dictionaries(st.sampled_from(["net0", "net1"]), st.lists(group_name, max_size=4), max_size=2),
+    ),
+)
+
+
+def canonical_firewall(firewall: dict[str, Any] | None) -> Any:
+    """What a firewall input means: groups per NIC as sets, NICs without groups dropped."""
+    if firewall is None:
+        return None
+    groups = {slot: frozenset(names) for slot, names in firewall["groups"].items() if names}
+    return (firewall["enabled"], firewall["policy_in"], firewall["policy_out"], groups)
+
+
+@settings(max_examples=200)
+@given(before=firewall_input, after=firewall_input)
+def test_every_firewall_change_is_in_place_and_touches_nothing_else(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> None:
+    result = plan(
+        spec(nics=FW_NICS, firewall=before), spec(nics=FW_NICS, firewall=after), current_node="pve1", current_vmid=1500
+    )
+    differs = canonical_firewall(before) != canonical_firewall(after)
+    assert result.replaces == ()
+    assert result.changed_fields == (("firewall",) if differs else ())
+    # Reconciled only when there is a declaration to reconcile with; dropping it only stops managing.
+    assert result.firewall is (differs and after is not None)
+    assert not (result.set_options or result.delete_options or result.nic_updates or result.nic_removals)
+    assert not (result.disk_updates or result.power or result.migrate_to or result.delete_before_replace)
+
+
+@given(firewall=firewall_input.filter(lambda f: f is not None), data=st.data())
+def test_group_order_and_duplicates_never_cause_a_diff(firewall: dict[str, Any], data: st.DataObject) -> None:
+    shuffled = {
+        slot: data.draw(st.permutations(names)) + names[:1] for slot, names in reversed(firewall["groups"].items())
+    }
+    result = plan(
+        spec(nics=FW_NICS, firewall=firewall),
+        spec(nics=FW_NICS, firewall={**firewall, "groups": shuffled}),
+        current_node="pve1",
+        current_vmid=1500,
+    )
+    assert not result.has_changes and not result.firewall
+
+
+@given(firewall=firewall_input)
+def test_a_new_marker_re_marks_the_firewall_rules_only_when_they_are_managed(firewall: dict[str, Any] | None) -> None:
+    old = spec(nics=FW_NICS, firewall=firewall)
+    renewed = VmSpec.from_inputs({**old.to_inputs(), "marker": "b" * 32})
+    result = plan(old, renewed, current_node="pve1", current_vmid=1500)
+    assert result.replaces == ()
+    assert result.firewall is (firewall is not None)
+
+
+def test_firewall_groups_need_declared_nics_and_valid_group_names() -> None:
+    from providers.vm_spec import SpecError
+
+    with pytest.raises(SpecError, match=r"not declared in nics: \['net2'\]"):
+        spec(nics=FW_NICS, firewall={"groups": {"net2": ["k8s-mgmt"]}})
+    with pytest.raises(SpecError) as bad_name:
+        spec(nics=FW_NICS, firewall={"groups": {"net0": ["a-name-longer-than-18"]}})
+    assert [p for p, _ in bad_name.value.problems] == ["firewall.groups"]
+    with pytest.raises(SpecError) as bad_policy:
+        spec(nics=FW_NICS, firewall={"policy_in": "drop"})
+    assert [p for p, _ in bad_policy.value.problems] == ["firewall.policy_in"]
+    defaults = spec(nics=FW_NICS, firewall={}).firewall
+    assert defaults is not None
+    assert (defaults.enabled, defaults.policy_in, defaults.policy_out, defaults.groups) == (True, "DROP", "ACCEPT", {})

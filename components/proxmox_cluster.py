@@ -23,11 +23,11 @@ What it creates (every child is named ``f"{name}-..."`` with ``parent=self``):
 Firewall model (what the groups do and do not do): a security group filters nothing by itself. A VM
 uses one through a ``type=group`` rule on its NIC, its own firewall ``enable=1`` with
 ``policy_in=DROP`` (the default inbound policy: everything the groups do not accept is dropped), and
-the NIC created with ``firewall=1``; ``providers.firewall_api.FirewallApi.bind_vm`` does the first two
-(rules first, then the switch, so a VM is never cut off), ``ProxmoxVm``'s NIC option ``firewall`` the
-third. The **datacenter** firewall must also be enabled for any guest rule to act; this component does
-not switch it on, because its host-level default policy can lock operators out of the Proxmox hosts
-themselves. Outbound traffic is not filtered (``policy_out=ACCEPT``).
+the NIC created with ``firewall=1``. ``ProxmoxVm``'s ``firewall`` input does all three (rules first,
+then the switch, so a VM is never cut off); the management cluster binds these groups to its VMs. The
+**datacenter** firewall must also be enabled for any guest rule to act; this component does not switch
+it on, because its host-level default policy can lock operators out of the Proxmox hosts themselves.
+Outbound traffic is not filtered (``policy_out=ACCEPT``).
 
 Dependency order: the pools come first (templates join the template pool at creation, and every ACL on
 ``/pool/<id>`` depends on its pool); a built template comes before anything that clones it: take
@@ -115,8 +115,9 @@ def management_rules(
     """Inbound rules of the management network's group, for a Kubernetes node running Kube-OVN + Cilium.
 
     * SSH 22 from the management CIDR (kubeadm bootstrap over SSH, operators);
-    * the Kubernetes API 6443 and Kamaji's konnectivity 8132 from ``api_sources`` (default: anywhere,
-      since tenant workers and operators reach the management API and the tenant control planes);
+    * the Kubernetes API 6443, Kamaji's konnectivity 8132 and the NodePort range from ``api_sources``
+      (default: anywhere, since tenant workers and operators reach the management API and the tenant
+      control planes, which Kamaji exposes as LoadBalancer or NodePort Services);
     * kubelet 10250 within the cluster (the management CIDR);
     * etcd 2379-2380 between control planes (``control_plane_source``, default the management CIDR);
     * Kube-OVN's Geneve tunnels (UDP 6081) and OVN databases (TCP 6641-6644), Cilium's health checks
@@ -137,6 +138,7 @@ def management_rules(
         tcp("8132", api, "Konnectivity of Kamaji tenant control planes"),
         tcp("10250", mgmt, "kubelet API within the cluster"),
         tcp("2379:2380", etcd, "etcd client and peer traffic between control planes"),
+        tcp("30000:32767", api, "NodePort services (tenant control planes when kamaji.serviceType is NodePort)"),
         FirewallRule(proto="udp", dport="6081", source=mgmt, comment="Kube-OVN Geneve tunnels"),
         tcp("6641:6644", mgmt, "OVN northbound/southbound databases and their Raft"),
         tcp("4240", mgmt, "Cilium health checks"),
@@ -371,7 +373,7 @@ class ProxmoxCluster(pulumi.ComponentResource):
     security_groups: dict[str, ProxmoxSecurityGroup]
     """Security groups by network (``management``, ``data``, ``storage``)."""
     security_group_names: dict[str, str]
-    """Security group names by network, for ``FirewallApi.bind_vm``."""
+    """Security group names by network, for the VMs' ``firewall`` input."""
 
     def __init__(self, name: str, args: ProxmoxClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         problems = _check_args(args)

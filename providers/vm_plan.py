@@ -113,6 +113,14 @@ def plan(
                     f"{disk.storage or 'the template storage'} is not done by this provider; move it with "
                     "'qm disk move' and update the declaration",
                 )
+            if before is not None:
+                for option in ("ssd", "discard", "iothread"):
+                    if getattr(disk, option) != getattr(before, option):
+                        raise PlanError(
+                            f"disks.{slot}.{option}",
+                            f"drive options of the existing disk {slot} are set when it is created and not "
+                            "changed afterwards by this provider; keep the value, or change it with 'qm set'",
+                        )
             disk_updates[slot] = disk
             changed.add("disks")
 

@@ -224,3 +224,12 @@ def test_firewall_groups_need_declared_nics_and_valid_group_names() -> None:
     defaults = spec(nics=FW_NICS, firewall={}).firewall
     assert defaults is not None
     assert (defaults.enabled, defaults.policy_in, defaults.policy_out, defaults.groups) == (True, "DROP", "ACCEPT", {})
+
+
+@pytest.mark.parametrize("option", ["ssd", "discard", "iothread"])
+def test_changing_drive_options_of_an_existing_disk_is_refused_naming_them(option: str) -> None:
+    old = spec(disks={"scsi1": {"size_gib": 20}})
+    new = spec(disks={"scsi1": {"size_gib": 20, option: False}})
+    with pytest.raises(PlanError) as err:
+        plan(old, new, current_node="pve1", current_vmid=1500)
+    assert err.value.field_path == f"disks.scsi1.{option}"

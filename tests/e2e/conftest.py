@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -101,6 +102,24 @@ class Deployment:
         return files[0].read_text()
 
 
+def reap(root: Path) -> None:
+    """Kill plugin processes still running from this deployment's project copy.
+
+    A CLI killed on purpose (the killed-up test) leaves its language host and dynamic-provider processes
+    behind: the engine starts plugins in process groups of their own.
+    """
+    marker = str(root).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            in_copy = marker in (proc / "cmdline").read_bytes() or os.readlink(proc / "cwd").startswith(str(root))
+            if in_copy:
+                os.kill(int(proc.name), signal.SIGKILL)
+        except OSError:
+            continue
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """A fresh project copy, backend and simulator; the stack is initialised but nothing is deployed."""
@@ -141,3 +160,4 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         yield Deployment(cli, sim, root)
     finally:
         sim.stop()
+        reap(root)

@@ -56,16 +56,14 @@ from providers.errors import (
     is_kind,
 )
 from providers.vm_config import split_description
+from providers.vm_spec import MARKER, NODE_NAME, TAG
 from providers.wire import plain_numbers
 
 log = logging.getLogger(__name__)
 
-MARKER = re.compile(r"[0-9a-f]{32}")
 VM_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 STORAGE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*[A-Za-z0-9]")
-NODE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?")
 BRIDGE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
-TAG = re.compile(r"[a-z0-9_][a-z0-9_+.-]*")
 FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.(qcow2|raw|vmdk)")
 CHECKSUM_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 IMPORT_EXTENSIONS = ("qcow2", "raw", "vmdk")

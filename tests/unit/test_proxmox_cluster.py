@@ -34,6 +34,7 @@ from components.proxmox_cluster import (
 )
 from providers.firewall_api import FirewallRule
 from providers.vm_resource import ProxmoxVm, ProxmoxVmArgs
+from tools.recording import unwrap
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 COMPONENT = "platform:proxmox:ProxmoxCluster"
@@ -42,16 +43,6 @@ CHECKSUM = "sha256:" + "c0ffee" * 10 + "abcd"
 TOKEN_SECRETS = {"capmox": "capmox-9f1e-secret", "csi": "csi-77aa-secret", "metrics": "metrics-51bd-secret"}
 
 # --------------------------------------------------------------------------------------------- harness
-
-
-def unwrap(value: Any) -> Any:
-    if rpc.is_rpc_secret(value):
-        return unwrap(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
 
 
 @dataclass

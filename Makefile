@@ -7,16 +7,21 @@ VENV := .venv/bin
 setup:
 	@scripts/bootstrap.sh
 
+# The same gates run as pre-commit hooks (.pre-commit-config.yaml); keep the two lists in step.
+SHELL_SCRIPTS = $(shell find . -name '*.sh' -not -path './.venv/*' -not -path './.local/*' -not -path './.git/*' | sort)
+
 lint: setup
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy .
+	$(VENV)/shellcheck -x --severity=style $(SHELL_SCRIPTS)
+	scripts/actionlint.sh
 
 test: lint
 	$(VENV)/python -m pytest
 
 test-unit: setup
-	$(VENV)/python -m pytest tests/unit
+	$(VENV)/python -m pytest -m "not integration and not protocol and not e2e" --ignore=tests/e2e
 
 toolchain: setup
 	@scripts/pulumi-toolchain.sh >/dev/null

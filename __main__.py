@@ -2,8 +2,8 @@
 
 import pulumi
 
-from components.config import read_stack_config, read_stack_secrets
 from components.platform import Platform, PlatformArgs
+from config import read_stack_config, read_stack_secrets
 
 config = pulumi.Config()
 stack_config = read_stack_config(config)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import tempfile
 
-from providers.client import ProxmoxClient
-from providers.connection import ConnectionSettings
-from providers.vm_ops import CloneSlots, VmOperations
-from providers.vm_plan import plan
+from providers.proxmox.client import ProxmoxClient
+from providers.proxmox.connection import ConnectionSettings
+from providers.proxmox.vm_ops import CloneSlots, VmOperations
+from providers.proxmox.vm_plan import plan
 from tests.support.specs import vm_spec
 from tools.simulator import TOKEN_ID, TOKEN_SECRET, ServedSimulator, seed
 

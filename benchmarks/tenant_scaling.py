@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python -m benchmarks.tenant_scaling [--repeat 3] [--mode render|brought-in]
 
-For N = 1, 10, 50 and 100 tenants generated from one base stack (``tests/unit/test_tenant.py``:
+For N = 1, 10, 50 and 100 tenants generated from one base stack (``tests/components/tenants/test_tenant.py``:
 each tenant with its own VLAN, worker network, pod and service CIDRs and one 2-VM pool), the whole
 ``Platform`` is constructed under pulumi mocks with the ``tools.recording`` monitor: config validation
 (preflight included), every component, every resource registration. ``--mode render`` (default) is the
@@ -26,8 +26,8 @@ import gc
 import time
 from dataclasses import dataclass
 
-from components.config import load_stack_config
-from tests.unit.test_tenant import build_platform, external, render, stack_raw
+from config import load_stack_config
+from tests.components.tenants.test_tenant import build_platform, external, render, stack_raw
 
 SIZES = (1, 10, 50, 100)
 

@@ -1,1 +1,1 @@
-"""Pulumi ComponentResources of the platform, and the typed stack configuration."""
+"""Pulumi ComponentResources of the platform, one folder per layer; ``platform.py`` wires them."""

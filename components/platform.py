@@ -17,15 +17,15 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components.cluster_api import ClusterApi, ClusterApiArgs
-from components.cluster_network import ClusterNetwork, ClusterNetworkArgs
-from components.config import StackConfig, StackSecrets
-from components.kamaji import EtcdDataStore, Kamaji, KamajiArgs, MetalLbConfig, PostgresDataStore
-from components.management_cluster import ManagementCluster, ManagementClusterArgs
-from components.proxmox_cluster import ProxmoxCluster, ProxmoxClusterArgs
-from components.proxmox_csi import CsiNode, CsiStorageClass, ProxmoxCsi, ProxmoxCsiArgs
-from components.tenant import CapmoxCredentials, Tenant, TenantArgs
-from components.versions import Versions, resolve_versions
+from components.management.cluster import ManagementCluster, ManagementClusterArgs
+from components.proxmox.cluster import ProxmoxCluster, ProxmoxClusterArgs
+from components.services.cluster_api import ClusterApi, ClusterApiArgs
+from components.services.csi import CsiNode, CsiStorageClass, ProxmoxCsi, ProxmoxCsiArgs
+from components.services.kamaji import EtcdDataStore, Kamaji, KamajiArgs, MetalLbConfig, PostgresDataStore
+from components.services.network import ClusterNetwork, ClusterNetworkArgs
+from components.tenants.tenant import CapmoxCredentials, Tenant, TenantArgs
+from config import StackConfig, StackSecrets
+from config.versions import Versions, resolve_versions
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ SECRET_CONFIG_KEYS: Final = frozenset(
         "kamajiDatastorePassword",
     }
 )
-"""The program's secret config keys (components.config.SECRET_KEYS; a unit test keeps the two in step)."""
+"""The program's secret config keys (config.SECRET_KEYS; a unit test keeps the two in step)."""
 
 EXACT_CHART_VERSION: Final = re.compile(
     r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
@@ -115,7 +115,7 @@ MARKER: Final = re.compile(r"^[0-9a-f]{32}$")
 
 DEFAULT_EXEMPT_STACKS: Final = ("local",)
 DEFAULT_ALLOWED_POOLS: Final = ("k8s-platform", "k8s-t-*")
-"""The pools ``components/proxmox_cluster.py`` creates for VMs (prefix ``k8s``); templates live elsewhere."""
+"""The pools ``components/proxmox/cluster.py`` creates for VMs (prefix ``k8s``); templates live elsewhere."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -653,7 +653,7 @@ def _token_privsep_violation(args: ResourceValidationArgs, report_violation: Rep
     if isinstance(userid, str) and userid.strip().lower() == "root@pam":
         report_violation(
             f"token {name} belongs to root@pam: a controller's token must belong to its own dedicated user "
-            "(components/proxmox_cluster.py creates <prefix>-<controller>@pve) so its privileges can be limited",
+            "(components/proxmox/cluster.py creates <prefix>-<controller>@pve) so its privileges can be limited",
             None,
         )
     privsep = value_at(args.props, "privsep")
@@ -694,7 +694,7 @@ def _chart_pin_violation(args: ResourceValidationArgs, report_violation: ReportV
     elif not EXACT_CHART_VERSION.match(version.strip()):
         report_violation(
             f"chart {what} version {version!r} is not one exact version (a range or a tag floats); pin it, "
-            "e.g. 1.19.5, in components/versions.py or the stack's versions key",
+            "e.g. 1.19.5, in config/versions.py or the stack's versions key",
             None,
         )
 

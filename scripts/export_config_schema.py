@@ -1,7 +1,7 @@
 """Write the JSON schema of the stack configuration for editor completion and CI.
 
 The schema (JSON Schema draft 2020-12, camelCase keys as in ``Pulumi.<stack>.yaml``) is generated from
-``components.config.StackConfig`` and stored in ``schema/stack-config.schema.json``; a unit test fails
+``config.StackConfig`` and stored in ``schema/stack-config.schema.json``; a unit test fails
 when the stored file is stale.
 
 Usage::
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from components.config import render_stack_config_schema
+    from config import render_stack_config_schema
 
     text = render_stack_config_schema()
     output: Path = args.output

@@ -8,8 +8,8 @@ Usage::
     python -m tools.promote --list                             # the environments, in promotion order
 
 What moves
-    Only the promotable set: the ``versions`` key (``components.config.VersionsConfig``; defaults in code,
-    ``DEFAULT_VERSIONS``). The source's *effective* versions (its ``versions`` key over the code defaults)
+    Only the promotable set: the ``versions`` key (``config.VersionsConfig``; defaults in code,
+    ``DEFAULT_VERSION_SET``). The source's *effective* versions (its ``versions`` key over the code defaults)
     become the target's ``versions`` key with EVERY key pinned, so a later change of a default in code
     reaches the target only through the next promotion. Endpoints, sizes, networks, storages, tenants
     and secrets of the target are left exactly as they are.
@@ -19,7 +19,7 @@ Rules
       and ``scripts/stack.sh`` read it from here) and the target must be the NEXT one: no skipping
       staging, no promoting backwards, nothing into or out of ``local``;
     * the source must be a valid stack file, and the rewritten target is validated with
-      ``components.config.load_stack_config`` (plus the stack-file rules of ``tools.stack_file``) BEFORE it
+      ``config.load_stack_config`` (plus the stack-file rules of ``tools.stack_file``) BEFORE it
       is written: a version set the target cannot run (a template it does not declare, a combination
       outside the compatibility matrix) is refused with the problems, and nothing is written;
     * without ``--write`` nothing is written (dry run).
@@ -29,7 +29,7 @@ Formatting
     ``versions`` block is edited as text: its lines are replaced in place, keeping the comments inside the
     block (a comment line stays above the key it precedes, a trailing ``# comment`` stays on its key's
     line), the indentation and the order of existing keys; missing keys are appended in the order of
-    ``DEFAULT_VERSIONS``. Every other line of the file is kept byte for byte. A target without a
+    ``DEFAULT_VERSION_SET``. Every other line of the file is kept byte for byte. A target without a
     ``versions`` key gets a new block at the end of ``config:``. A ``versions`` value this editor cannot
     rewrite safely (flow style ``{...}``, anchors, nested values, multi-line scalars) is refused with a
     message; rewrite that block as plain ``key: value`` lines and run again.
@@ -54,7 +54,7 @@ from typing import Final
 
 import yaml
 
-from components.config import DEFAULT_VERSIONS, StackConfigError
+from config import DEFAULT_VERSION_SET, StackConfigError
 from tools.stack_file import (
     ROOT,
     StackFile,
@@ -118,10 +118,10 @@ def explicit_versions(sf: StackFile) -> dict[str, str]:
 def effective_versions(sf: StackFile) -> dict[str, str]:
     """The versions the stack runs: its ``versions`` key over the code defaults, in canonical order."""
     explicit = explicit_versions(sf)
-    unknown = sorted(set(explicit) - set(DEFAULT_VERSIONS))
+    unknown = sorted(set(explicit) - set(DEFAULT_VERSION_SET))
     if unknown:
         raise PromotionError(f"{sf.path.name}: unknown {VERSIONS_KEY} keys {unknown}")
-    return {key: explicit.get(key, default) for key, default in DEFAULT_VERSIONS.items()}
+    return {key: explicit.get(key, default) for key, default in DEFAULT_VERSION_SET.items()}
 
 
 @dataclass(frozen=True)

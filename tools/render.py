@@ -26,7 +26,7 @@ import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockResourceArgs
 
-from providers.wire import plain_numbers
+from providers.proxmox.wire import plain_numbers
 from tools.recording import CHART, RELEASE, Recording, RecordingMocks, RecordingMonitor
 
 PROJECT = "proxmox-k8s-platform"
@@ -81,8 +81,8 @@ def record_stack(stack: str, root: Path) -> Recording:
     """Run the program's Platform under mocks with the stack's config and record what it registers."""
     import asyncio
 
-    from components.config import read_stack_config, read_stack_secrets
     from components.platform import Platform, PlatformArgs
+    from config import read_stack_config, read_stack_secrets
 
     config, secret_keys = stack_config(stack, root)
     loop = asyncio.new_event_loop()

@@ -2,7 +2,7 @@
 
 ``read_stack_file("dev")`` parses the file into its plain values, its ``secure:`` (encrypted) values and the
 keys of other namespaces. ``check_stack_file`` validates it the way the program will at ``pulumi up``:
-``components.config.load_stack_config`` on the domain keys, then the file-only rules the program cannot
+``config.load_stack_config`` on the domain keys, then the file-only rules the program cannot
 see once the CLI has decrypted everything:
 
 * every key in the project namespace is a domain key, ``localRender`` or a secret key (a typo such as
@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import yaml
 
-from components.config import (
+from config import (
     DOMAIN_KEYS,
     SECRET_KEYS,
     ConfigProblem,

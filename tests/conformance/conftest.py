@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from components.versions import DEFAULT_VERSIONS
+from config.versions import DEFAULT_VERSIONS
+from tests.components.services.test_platform_services import build_platform
 from tests.conformance.schemas import CrdCatalog, crds_dir
-from tests.unit.test_platform_services import build_platform
 from tools.recording import Recording, record
 
 KUBERNETES_VERSION = DEFAULT_VERSIONS.kubernetes

@@ -1,6 +1,6 @@
 """Every object the platform services emit validates against its schema.
 
-Objects come from the pulumi mocks (``tests/unit/test_platform_services.py``): what the program would
+Objects come from the pulumi mocks (``tests/components/services/test_platform_services.py``): what the program would
 send to the kubernetes provider, with secret wrappers removed. Custom resources are checked against
 the served version of their CRD in ``../shared/reference/crds``; core kinds against Kubernetes'
 own schemas at the management cluster's version; chart values against a chart's published values
@@ -8,7 +8,7 @@ schema where one is stored next to the CRDs. Each validator is also shown to rej
 
 Limits (stated, not hidden): CEL rules (``x-kubernetes-validations``) are counted, not evaluated;
 chart *contents* are not rendered (no network to Helm repositories here), so objects inside charts
-are out of scope; MetalLB's CRDs are not in the reference directory.
+are out of scope.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ from tools.recording import CHART, RELEASE, Recording, Registration
 CHART_VALUE_SCHEMAS = {"cluster-api-operator": "capi-operator_chart_values.schema.json"}
 """Chart name -> published values schema stored beside the CRDs."""
 
-NO_LOCAL_SCHEMA = {("metallb.io", "IPAddressPool"), ("metallb.io", "L2Advertisement")}
-"""Kinds the platform may emit whose CRDs are not in the reference directory."""
 
 EXPECTED_CR_KINDS = {
     ("operator.cluster.x-k8s.io", "CoreProvider"),
@@ -50,6 +48,8 @@ EXPECTED_CR_KINDS = {
     ("operator.cluster.x-k8s.io", "AddonProvider"),
     ("kamaji.clastix.io", "DataStore"),
     ("snapshot.storage.k8s.io", "VolumeSnapshotClass"),
+    ("metallb.io", "IPAddressPool"),
+    ("metallb.io", "L2Advertisement"),
 }
 """Custom-resource kinds the variants together must emit (so a silently dropped CR fails a test)."""
 
@@ -88,8 +88,6 @@ def test_every_custom_resource_validates_against_its_served_crd(
     _, custom = _split(recordings[variant])
     failures, checked = [], 0
     for obj in custom:
-        if (_group(obj), obj["kind"]) in NO_LOCAL_SCHEMA:
-            continue
         try:
             catalog.validate(obj, kubernetes_version=KUBERNETES_VERSION)
             checked += 1
@@ -101,24 +99,22 @@ def test_every_custom_resource_validates_against_its_served_crd(
 
 def test_the_variants_cover_every_custom_resource_kind(recordings: dict[str, Recording]) -> None:
     kinds = {(_group(o), o["kind"]) for rec in recordings.values() for o in _split(rec)[1]}
-    assert kinds - NO_LOCAL_SCHEMA == EXPECTED_CR_KINDS
+    assert kinds == EXPECTED_CR_KINDS
 
 
 def test_custom_resources_use_the_storage_version(catalog: CrdCatalog, recordings: dict[str, Recording]) -> None:
     stale = []
     for rec in recordings.values():
         for obj in _split(rec)[1]:
-            if (_group(obj), obj["kind"]) in NO_LOCAL_SCHEMA:
-                continue
             report = catalog.validate(obj, kubernetes_version=KUBERNETES_VERSION)
             if obj["apiVersion"] != f"{_group(obj)}/{report.storage_version}":
                 stale.append(f"{_describe(obj)} (storage version is {report.storage_version})")
     assert not stale, stale
 
 
-def test_only_known_kinds_lack_a_local_crd(catalog: CrdCatalog, recordings: dict[str, Recording]) -> None:
+def test_every_kind_has_a_local_crd(catalog: CrdCatalog, recordings: dict[str, Recording]) -> None:
     missing = {(_group(o), o["kind"]) for rec in recordings.values() for o in _split(rec)[1]} - catalog.kinds()
-    assert missing <= NO_LOCAL_SCHEMA, f"new kinds without a schema to validate against: {missing - NO_LOCAL_SCHEMA}"
+    assert not missing, f"kinds without a schema to validate against: {missing}"
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT = "proxmox-k8s-platform"
 STACK = "e2e"
 PASSPHRASE = "e2e-only-passphrase"
-COPY = ("Pulumi.yaml", "__main__.py", "components", "providers", "tools", "policy")
+COPY = ("Pulumi.yaml", "__main__.py", "config", "components", "providers", "tools", "policy")
 
 
 def toolchain_bin() -> str:
@@ -120,28 +120,28 @@ def reap(root: Path) -> None:
             continue
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """A fresh project copy, backend and simulator; the stack is initialised but nothing is deployed."""
-    bin_dir = toolchain_bin()
-    root = tmp_path_factory.mktemp("e2e")
-    project = root / "project"
-    project.mkdir()
-    for name in COPY:
-        src = REPO / name
+def copy_project(source: Path, project: Path, names: tuple[str, ...] = COPY) -> None:
+    """Copy the program's files from ``source`` (a checkout) into ``project`` and link the virtualenv."""
+    project.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        src = source / name
         if src.is_dir():
             shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
+        elif src.exists():
             shutil.copy2(src, project / name)
     (project / ".venv").symlink_to(REPO / ".venv")
-    sim = ServedSimulator(str(root))
-    seed(sim.pve)
 
-    local = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())
+
+def stack_file(sim: ServedSimulator, local_stack: Path = REPO / "Pulumi.local.yaml") -> str:
+    """The local stack's configuration pointed at ``sim`` (without the secret, which is set per stack)."""
+    local = yaml.safe_load(local_stack.read_text())
     config = {k: v for k, v in local["config"].items() if not k.endswith(":proxmoxTokenSecret")}
     config[f"{PROJECT}:proxmox"] = {**config[f"{PROJECT}:proxmox"], "endpoint": sim.pve.url, "caBundle": sim.cafile}
-    (project / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump({"config": config}))
+    return yaml.safe_dump({"config": config})
 
+
+def cli_env(bin_dir: str, root: Path) -> dict[str, str]:
+    """An environment for the CLI with its own PULUMI_HOME and file backend under ``root``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "PROXMOX_", "KUBECONFIG"))}
     env.update(
         PATH=f"{bin_dir}:{env.get('PATH', '')}",
@@ -152,8 +152,21 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
         PULUMI_DISABLE_REGISTRY_RESOLVE="true",
     )
-    (root / "state").mkdir()
-    cli = Cli(project, env)
+    (root / "state").mkdir(exist_ok=True)
+    return env
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A fresh project copy, backend and simulator; the stack is initialised but nothing is deployed."""
+    bin_dir = toolchain_bin()
+    root = tmp_path_factory.mktemp("e2e")
+    project = root / "project"
+    copy_project(REPO, project)
+    sim = ServedSimulator(str(root))
+    seed(sim.pve)
+    (project / f"Pulumi.{STACK}.yaml").write_text(stack_file(sim))
+    cli = Cli(project, cli_env(bin_dir, root))
     cli.run("stack", "init")
     cli.run("config", "set", "--secret", "proxmoxTokenSecret", TOKEN_SECRET)
     try:

@@ -10,9 +10,9 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from providers.client import ProxmoxClient
-from providers.errors import ProxmoxConnectionError
-from providers.vm_ops import VmState
+from providers.proxmox.client import ProxmoxClient
+from providers.proxmox.errors import ProxmoxConnectionError
+from providers.proxmox.vm_ops import VmState
 
 
 def sim_vms(pve: Any) -> dict[int, Any]:

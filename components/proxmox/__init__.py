@@ -1,0 +1,1 @@
+"""Proxmox layer: pools, templates, controller tokens and firewall security groups."""

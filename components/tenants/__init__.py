@@ -1,0 +1,1 @@
+"""Tenants: one isolated cluster per stack-config entry (Kamaji control plane, Cluster API workers)."""

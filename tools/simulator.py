@@ -19,6 +19,39 @@ TOKEN_ID = "pulumi@pve!iac"
 TOKEN_SECRET = "local-only-token-secret"
 TEMPLATE_TAGS = "k8s;ubuntu-24-04"
 GIB = 1024**3
+# The Linux bridges every simulated node has (the stack files and tests use vmbr0 and vmbr1).
+HOST_BRIDGES = ("vmbr0", "vmbr1")
+
+
+def serve_host_bridges(pve: Any, bridges: tuple[str, ...] = HOST_BRIDGES) -> None:
+    """Answer ``GET /nodes/{node}/network`` from ``pve.host_bridges`` ({node: [bridge, ...]}).
+
+    fakepve does not model host networks: its generic answer for that listing is one made-up bridge, the
+    same for every node. The provider checks declared bridges against this listing before it clones, so
+    the simulator keeps a per-node list that tests can change (``pve.host_bridges['pve2'].remove(...)``).
+    """
+    pve.host_bridges = {}
+    generic = pve.synthesise
+
+    async def synthesise(match: Any, method: str, info: Any, user: Any, values: dict[str, Any]) -> Any:
+        if method == "GET" and match.template == "/nodes/{node}/network":
+            names = pve.host_bridges.get(values.get("node"), [])
+            return [
+                {
+                    "iface": name,
+                    "type": "bridge",
+                    "active": 1,
+                    "autostart": 1,
+                    "method": "manual",
+                    "families": ["inet"],
+                    "priority": index,
+                }
+                for index, name in enumerate(names)
+            ]
+        return await generic(match, method, info, user, values)
+
+    pve.synthesise = synthesise
+    pve.host_bridges.update({node: list(bridges) for node in pve.nodes})
 
 
 def seed(pve: Any, *, nodes: tuple[str, ...] = ("pve1", "pve2"), storage_gib: int = 2048) -> dict[str, int]:
@@ -26,37 +59,85 @@ def seed(pve: Any, *, nodes: tuple[str, ...] = ("pve1", "pve2"), storage_gib: in
     pve.apitokens[TOKEN_ID] = TOKEN_SECRET
     for node in nodes:
         pve.add_node(node)
+    serve_host_bridges(pve)
     lvm = pve.storages["local-lvm"]
     lvm["avail"] = storage_gib * GIB
     templates = {}
     for index, node in enumerate(nodes):
         vmid = 9000 + index
-        volume = f"base-{vmid}-disk-0"
-        lvm.setdefault("volumes", {})[volume] = {
-            "content": "images",
-            "format": "raw",
-            "size": 10 * GIB,
-            "vmid": vmid,
-            "ctime": 0,
-        }
-        pve.add_vm(
-            vmid,
-            f"ubuntu-2404-{node}",
-            node=node,
-            template=True,
-            config={
-                "scsihw": "virtio-scsi-single",
-                "scsi0": f"local-lvm:{volume},size=10G",
-                "ide2": f"local-lvm:vm-{vmid}-cloudinit,media=cdrom",
-                "net0": "virtio=BC:24:11:00:00:0" + str(index) + ",bridge=vmbr0,firewall=1",
-                "boot": "order=scsi0",
-                "agent": "1",
-                "serial0": "socket",
-                "tags": TEMPLATE_TAGS,
-                "template": 1,
-            },
-        )
+        _template(pve, vmid, f"ubuntu-2404-{node}", node, "local-lvm", TEMPLATE_TAGS, index)
         templates[node] = vmid
+    return templates
+
+
+def _template(pve: Any, vmid: int, name: str, node: str, storage: str, tags: str, index: int) -> None:
+    """A cloud-init template VM with a 10 GiB boot disk on ``storage``, as the seeds use it."""
+    volume = f"base-{vmid}-disk-0"
+    pve.storages[storage].setdefault("volumes", {})[volume] = {
+        "content": "images",
+        "format": "raw",
+        "size": 10 * GIB,
+        "vmid": vmid,
+        "ctime": 0,
+    }
+    pve.add_vm(
+        vmid,
+        name,
+        node=node,
+        template=True,
+        config={
+            "scsihw": "virtio-scsi-single",
+            "scsi0": f"{storage}:{volume},size=10G",
+            "ide2": f"{storage}:vm-{vmid}-cloudinit,media=cdrom",
+            "net0": f"virtio=BC:24:11:00:{index // 256:02X}:{index % 256:02X},bridge=vmbr0,firewall=1",
+            "boot": "order=scsi0",
+            "agent": "1",
+            "serial0": "socket",
+            "tags": tags,
+            "template": 1,
+        },
+    )
+
+
+STORAGE_TYPES = {"nfs": "nfs", "rbd": "rbd", "dir": "dir", "lvm": "lvm", "lvmthin": "lvmthin", "zfspool": "zfspool"}
+
+
+def seed_stack(pve: Any, cfg: Any, token_id: str, token_secret: str, storage_gib: int = 4096) -> dict[str, int]:
+    """Seed the simulator with a stack's shape: its nodes, their storages, its templates and its token.
+
+    ``cfg`` is the stack's ``StackConfig``. Templates found by tags get one template VM (on the first
+    node) carrying those tags; templates with a VMID get that VMID on their node; templates built from
+    a cloud image get nothing (the program builds them). Storages unknown to the simulator are added
+    with the type a ``storage[]`` entry gives them (``dir`` otherwise), able to hold disks and backups.
+    Returns the template VMIDs by template name.
+    """
+    pve.apitokens[token_id] = token_secret
+    for node in cfg.nodes:
+        pve.add_node(node.name)
+    types = {sc.storage: sc.type for sc in cfg.storage}
+    shared = {sc.storage for sc in cfg.storage if sc.shared or sc.type in ("nfs", "rbd")}
+    for sid in sorted({s for node in cfg.nodes for s in node.storages}):
+        if sid not in pve.storages:
+            kind = STORAGE_TYPES.get(types.get(sid, "dir"), "dir")
+            pve.storages[sid] = {
+                "type": kind,
+                "active": 1,
+                "content": "images,rootdir,backup,iso,snippets",
+                "files": set(),
+                "path": f"/mnt/pve/{sid}",
+                **({"shared": 1} if sid in shared else {}),
+            }
+        pve.storages[sid]["avail"] = storage_gib * GIB
+    first = cfg.nodes[0]
+    disk_storage = next((s for s in first.storages if s in ("local-lvm", *types)), first.storages[0])
+    templates: dict[str, int] = {}
+    for index, (name, tpl) in enumerate(sorted(cfg.templates.items())):
+        if tpl.cloud_image_url is not None:
+            continue
+        vmid = tpl.vmid if tpl.vmid is not None else 9000 + index
+        node = tpl.node or first.name
+        _template(pve, vmid, name, node, disk_storage, ";".join(tpl.tags) or "template", index)
+        templates[name] = vmid
     return templates
 
 

@@ -96,7 +96,8 @@ class ProxmoxVmProvider(ProxmoxProvider):
         if _has_unknown(inputs):
             return dynamic.CheckResult(inputs, [])
         try:
-            spec = VmSpec.from_inputs(inputs)
+            # Strict about top-level keys: an unknown one (a typo) is refused, not silently dropped.
+            spec = VmSpec.from_inputs(inputs, known=(PASSWORD_FIELD, *OUTPUT_FIELDS))
         except SpecError as exc:
             return dynamic.CheckResult(inputs, [dynamic.CheckFailure(path, reason) for path, reason in exc.problems])
         problems = spec.declaration_problems()

@@ -22,6 +22,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from providers.proxmox.connection import ConnectionSettings
 from providers.proxmox.errors import (
+    Outcome,
     ProxmoxAuthError,
     ProxmoxConnectionError,
     ProxmoxError,
@@ -33,6 +34,7 @@ from providers.proxmox.errors import (
     ProxmoxValidationError,
     api_error,
     task_error,
+    task_outcome,
 )
 
 log = logging.getLogger(__name__)
@@ -74,11 +76,16 @@ class Upid:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """A finished task: its exit status, and the WARN lines when it ended with ``WARNINGS: n``."""
+    """A finished task: its exit status, and the WARN lines when it ended with ``WARNINGS: n``.
+
+    ``already_done`` is set when the task refused only because its goal already held ("VM 101 already
+    running" for a start): the caller's intent is met, so it is a success.
+    """
 
     upid: str
     exitstatus: str
     warnings: list[str] = field(default_factory=list)
+    already_done: bool = False
 
 
 def is_upid(value: Any) -> bool:
@@ -275,10 +282,13 @@ class ProxmoxClient:
 
         The node comes from the UPID. Right after dispatch a task may not be visible yet, which PVE
         answers with 400 or "does not exist": both are polled through, as are lost answers until the
-        deadline. ``WARNINGS: n`` is a success whose WARN lines are returned. A timeout raises
-        ProxmoxTimeoutError and leaves the task running.
+        deadline. ``WARNINGS: n`` is a success whose WARN lines are returned, and so is a refusal that
+        means the goal already holds (``errors.task_outcome``). Any other failure raises a temporary or
+        a permanent ProxmoxTaskError. A timeout raises ProxmoxTimeoutError (with the task's ``upid``)
+        and leaves the task running.
         """
-        node = Upid.parse(upid).node
+        parsed = Upid.parse(upid)
+        node = parsed.node
         status_path = f"/nodes/{node}/tasks/{quote(upid, safe='')}/status"
         deadline = time.monotonic() + timeout
         delay = min(0.05, self._task_poll_interval)
@@ -295,15 +305,19 @@ class ProxmoxClient:
                 status = None
             if status and status.get("status") == "stopped":
                 exitstatus = str(status.get("exitstatus", ""))
+                outcome = task_outcome(parsed.type, exitstatus)
                 if exitstatus == "OK":
                     return TaskResult(upid, exitstatus)
-                if exitstatus.startswith("WARNINGS"):
+                if outcome is Outcome.OK:
                     lines = self.task_log(upid, limit=500)
                     return TaskResult(upid, exitstatus, [ln for ln in lines if "WARN" in ln])
+                if outcome is Outcome.ALREADY_DONE:
+                    log.info("task %s: %s; nothing to do", upid, exitstatus)
+                    return TaskResult(upid, exitstatus, already_done=True)
                 raise task_error(upid, exitstatus, self.task_log(upid))
             if time.monotonic() >= deadline:
                 raise ProxmoxTimeoutError(
-                    f"task {upid} did not finish within {timeout:g}s", task_log=self.task_log(upid)
+                    f"task {upid} did not finish within {timeout:g}s", task_log=self.task_log(upid), upid=upid
                 )
             self._sleep(delay)
             delay = min(delay * 2, self._task_poll_interval)

@@ -26,10 +26,10 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from providers.proxmox.client import ProxmoxClient
 from providers.proxmox.errors import (
@@ -37,12 +37,16 @@ from providers.proxmox.errors import (
     ProxmoxAlreadyExistsError,
     ProxmoxConnectionError,
     ProxmoxError,
+    ProxmoxGuestRunningError,
     ProxmoxLockedError,
     ProxmoxNotFoundError,
-    ProxmoxTaskError,
+    ProxmoxPermissionError,
+    ProxmoxStorageUnavailableError,
+    ProxmoxTemporaryTaskError,
     ProxmoxTimeoutError,
     ProxmoxTransientError,
     ProxmoxValidationError,
+    already_done,
     is_kind,
 )
 from providers.proxmox.firewall import FirewallApi, GuestFirewall, GuestRule, VmGroupBinding
@@ -52,13 +56,14 @@ from providers.proxmox.vm_config import (
     firewall_comment,
     firewall_marker,
     observe,
+    parse_disk,
     parse_props,
     render_new_disk,
     render_nic,
     render_options,
 )
 from providers.proxmox.vm_plan import VmPlan
-from providers.proxmox.vm_spec import CloudInit, Cpu, Disk, IpConfig, Nic, VmFirewall, VmSpec
+from providers.proxmox.vm_spec import MARKER_TAG_PREFIX, CloudInit, Cpu, Disk, IpConfig, Nic, VmFirewall, VmSpec
 
 log = logging.getLogger(__name__)
 
@@ -241,12 +246,19 @@ class VmOperations:
                 own.vmid,
                 own.node,
             )
-            vmid, node = own.vmid, own.node
+        # Everything Proxmox would refuse about the placement is found before the first write.
+        self.check_nodes(spec, rows)
+        node = own.node if own is not None else self.pick_node(spec, rows)
+        template_cfg = self.config(template.node, template.vmid)
+        self.preflight(spec, node, rows, template_cfg)
+        if own is not None:
+            vmid = own.vmid
         else:
-            vmid, node = self._clone(spec, template, rows)
+            self._replace_half_made(spec, rows)
+            vmid, node = self._clone(spec, template, rows, node)
         try:
             self.wait_unlocked(node, vmid, timeout=spec.timeouts.clone)
-            self._configure(spec, node, vmid, password, template_storage=lambda: self._template_storage(template))
+            self._configure(spec, node, vmid, password, template_storage=lambda: _template_storage(template_cfg))
             # Before the first start: the VM never boots without its security groups.
             self.bind_firewall(spec, node, vmid)
             self.unbind_stale_firewall(spec, node, vmid)
@@ -256,11 +268,52 @@ class VmOperations:
             state.template_vmid = template.vmid
             return state
         except BaseException as exc:
-            cleanup = self._destroy_quietly(node, vmid, spec)
+            cleanup = self._destroy_quietly(node, vmid, spec, exc)
             if cleanup and isinstance(exc, ProxmoxError):
-                exc.message += f" ({cleanup})"
-                exc.args = (exc._render(),)
+                _annotated(exc, suffix=f" ({cleanup})")
             raise
+
+    def half_made(self, spec: VmSpec, rows: list[dict[str, Any]] | None = None) -> list[tuple[Located, str]]:
+        """VMs this resource's killed creates left behind under *another* marker (other placement inputs).
+
+        The marker changes with the placement inputs (``vmid_range``, nodes, template, ...), so ``find_own``
+        cannot see the VM of a create that was killed before a run with changed placement. The owner in the
+        description footer (written by the clone itself) still names this resource, and a VM the clone
+        made but nobody configured carries no ownership tag yet, so no state can hold it: VMs of this name,
+        anywhere, with this owner, another marker and no ownership tag. A VM that has an ownership tag may be
+        held by a state (a create-before-delete replacement), so it is never taken; ``tools.orphans``
+        lists those. Returns each VM with the marker it carries.
+        """
+        found: list[tuple[Located, str]] = []
+        for vm in self.vms(rows):
+            if vm.template or vm.name != spec.name:
+                continue
+            tags = [t for t in vm.tags.split(";") if t]
+            if any(t.startswith(MARKER_TAG_PREFIX) and len(t) == len(MARKER_TAG_PREFIX) + 16 for t in tags):
+                continue
+            try:
+                obs = observe(self.config(vm.node, vm.vmid), disk_slots=set(), nic_slots=set())
+            except ProxmoxNotFoundError:
+                continue
+            if obs.owner == spec.owner and obs.marker is not None and obs.marker != spec.marker and not obs.marker_tags:
+                found.append((vm, obs.marker))
+        return found
+
+    def _replace_half_made(self, spec: VmSpec, rows: list[dict[str, Any]]) -> None:
+        """Adopt a half-made VM of this resource by its owner, then replace it: destroy it before cloning anew.
+
+        Its placement no longer matches the inputs (that is why its marker differs), so it cannot be kept;
+        delete-before-replace is the resource's default, and names and static addresses are reused.
+        """
+        for vm, marker in self.half_made(spec, rows):
+            log.warning(
+                "VM %s on %s is a half-made VM of %s from a run with other placement inputs: replacing it",
+                vm.vmid,
+                vm.node,
+                spec.owner,
+            )
+            # destroy() confirms identity by marker: the stale VM's own, not this run's.
+            self.destroy(vm.node, vm.vmid, spec.model_copy(update={"marker": marker}))
 
     def resolve_template(self, spec: VmSpec, rows: list[dict[str, Any]] | None = None) -> Located:
         """The template to clone: by VMID, or the one whose tags include all of ``template_tags``."""
@@ -292,12 +345,106 @@ class VmOperations:
             ),
         )[0]
 
-    def _template_storage(self, template: Located) -> str:
-        cfg = self.config(template.node, template.vmid)
-        for key in sorted(cfg):
-            if key.startswith(("scsi", "virtio", "sata")) and key[-1].isdigit() and ":" in str(cfg[key]):
-                return str(cfg[key]).split(":", 1)[0]
-        return "local-lvm"
+    # ================================================================== pre-flight
+
+    def check_nodes(self, spec: VmSpec, rows: list[dict[str, Any]]) -> None:
+        """Refuse a ``node`` or ``allowed_nodes`` entry that is no node of this cluster (a typo)."""
+        known = sorted({str(r["node"]) for r in rows if r.get("type") == "node"})
+        problems = [("node", spec.node)] if spec.node and spec.node not in known else []
+        problems += [("allowed_nodes", n) for n in spec.allowed_nodes if n not in known]
+        if problems:
+            raise _refused(
+                {
+                    field: f"{name!r} is not a node of this cluster (nodes: {', '.join(known)})"
+                    for field, name in problems
+                }
+            )
+
+    def preflight(
+        self,
+        spec: VmSpec,
+        node: str,
+        rows: list[dict[str, Any]],
+        template_cfg: dict[str, Any] | None,
+        *,
+        nics: dict[str, Nic] | None = None,
+        disks: dict[str, Disk] | None = None,
+    ) -> None:
+        """Check what only the cluster knows, before anything is written; raise naming the input field.
+
+        ``rows`` is one ``/cluster/resources`` listing (nodes, storages, VMs): it answers the vCPU limit of
+        the node and every storage. Pools take ``GET /pools`` (only with ``pool``), bridges one
+        ``GET /nodes/{node}/network`` (and ``/cluster/sdn/vnets`` only for a name not found there), the
+        template's disk sizes its config. ``nics``/``disks`` limit the checks to what an update adds.
+        """
+        nics = spec.nics if nics is None else nics
+        disks = spec.disks if disks is None else disks
+        problems: dict[str, str] = {}
+        offline: dict[str, str] = {}
+        node_row = next((r for r in rows if r.get("type") == "node" and r.get("node") == node), {})
+        cpus = int(node_row.get("maxcpu") or 0)
+        vcpus = spec.cpu.sockets * spec.cpu.cores
+        if cpus and vcpus > cpus:
+            # qemu-server's config_to_command: "MAX n vcpus allowed per VM on this node", at every start.
+            problems["cpu"] = (
+                f"{spec.cpu.sockets} socket(s) x {spec.cpu.cores} cores = {vcpus} vCPUs; node {node} has {cpus}"
+            )
+        wanted: dict[str, str] = {}
+        if spec.storage and template_cfg is not None:
+            wanted["storage"] = spec.storage
+        for slot, disk in sorted(disks.items()):
+            if disk.storage and (template_cfg is None or slot not in template_cfg):
+                wanted[f"disks.{slot}.storage"] = disk.storage
+        for field_path, storage in wanted.items():
+            reason, is_offline = _storage_problem(rows, node, storage)
+            if reason:
+                (offline if is_offline else problems)[field_path] = reason
+        if template_cfg is not None:
+            for slot, disk in sorted(disks.items()):
+                size = parse_disk(str(template_cfg[slot])).size_gib if slot in template_cfg else None
+                if size is not None and disk.size_gib < size - 1e-9:
+                    problems[f"disks.{slot}.size_gib"] = (
+                        f"the template's {slot} is {size:g} GiB; a clone cannot be smaller "
+                        f"(shrinking to {disk.size_gib} GiB is not supported)"
+                    )
+        if spec.pool and template_cfg is not None:
+            pools = {str(p.get("poolid")) for p in self.client.get("/pools") or []}
+            if spec.pool not in pools:
+                problems["pool"] = (
+                    f"no pool {spec.pool!r} is visible to {self.client.settings.principal} (pools: "
+                    f"{', '.join(sorted(pools)) or 'none'}); create it first, or grant Pool.Audit on it"
+                )
+        problems.update(self._bridge_problems(node, nics))
+        if problems:
+            raise _refused(problems)
+        if offline:
+            raise ProxmoxStorageUnavailableError(
+                "; ".join(f"{k}: {v}" for k, v in sorted(offline.items())), errors=offline
+            )
+
+    def _bridge_problems(self, node: str, nics: dict[str, Nic]) -> dict[str, str]:
+        """``nics.<slot>.bridge`` for every bridge the node does not have (Linux/OVS bridge or SDN vnet)."""
+        if not nics:
+            return {}
+        try:
+            ifaces = self.client.get(f"/nodes/{node}/network") or []
+        except ProxmoxPermissionError:
+            # Listing a node's interfaces needs Sys.Audit on /nodes/<node>; without it PVE checks at write time.
+            log.info("cannot list the interfaces of %s (no Sys.Audit); bridges are checked by PVE", node)
+            return {}
+        known = {
+            str(i.get("iface")) for i in ifaces if "bridge" in str(i.get("type", "")).lower() or i.get("type") == "vnet"
+        }
+        missing = {slot: nic.bridge for slot, nic in nics.items() if nic.bridge not in known}
+        if missing:
+            with suppress(ProxmoxPermissionError):
+                known |= {str(v.get("vnet")) for v in self.client.get("/cluster/sdn/vnets") or []}
+        listed = ", ".join(sorted(known)) or "none"
+        return {
+            f"nics.{slot}.bridge": f"node {node} has no bridge or SDN vnet {bridge!r} (bridges: {listed})"
+            for slot, bridge in sorted(missing.items())
+            if bridge not in known
+        }
 
     def pick_node(self, spec: VmSpec, rows: list[dict[str, Any]] | None = None) -> str:
         """The pinned node, or the online allowed node with the most free memory."""
@@ -347,14 +494,25 @@ class VmOperations:
             f"vmid_range: no free VMID found in {spec.vmid_range.start}-{spec.vmid_range.end}"
         )
 
-    def _clone(self, spec: VmSpec, template: Located, rows: list[dict[str, Any]]) -> tuple[int, str]:
-        node = self.pick_node(spec, rows)
+    def _clone(self, spec: VmSpec, template: Located, rows: list[dict[str, Any]], node: str) -> tuple[int, str]:
+        """Clone the template under a VMID from the range; returns (vmid, node).
+
+        Only a VMID collision ("already exists", synchronous or in the task) is retried with a fresh id. A
+        temporary failure inside the task (the storage allocation lock under parallel clones) is repeated
+        with the same id, which the failed worker has released, a bounded number of times; the same
+        failures answered synchronously were already retried by the client. Anything else is raised at
+        once with its own type, naming the template, node and storage, after making sure nothing of the
+        clone is left behind.
+        """
         tried: set[int] = set()
         last: BaseException | None = None
-        for _ in range(VMID_ATTEMPTS):
-            # The first attempt trusts the listing taken at the start; after a lost race, list again.
-            vmid = self.allocate_vmid(spec, tried, rows if not tried else None)
-            tried.add(vmid)
+        temporary_failures = 0
+        vmid: int | None = None
+        while len(tried) < VMID_ATTEMPTS or vmid is not None:
+            if vmid is None:
+                # The first attempt trusts the listing taken at the start; after a lost race, list again.
+                vmid = self.allocate_vmid(spec, tried, rows if not tried else None)
+                tried.add(vmid)
             params: dict[str, Any] = {
                 "newid": vmid,
                 "name": spec.name,
@@ -381,21 +539,49 @@ class VmOperations:
                 own = self._await_own(spec, vmid, timeout=min(60.0, float(spec.timeouts.clone)))
                 if own is not None:
                     return own.vmid, own.node
+                vmid = None
             except ProxmoxError as exc:
-                # A lost VMID race is retried with a fresh id however it is reported. Lock and transient
-                # failures inside the task (the storage lock under parallel clones) are retried too; the same
-                # failures answered synchronously were already retried by the client (for the whole lock
-                # wait), and a locked template stays locked for any VMID.
-                in_task = isinstance(exc, ProxmoxTaskError)
-                if not (
-                    is_kind(exc, ProxmoxAlreadyExistsError)
-                    or (in_task and (is_kind(exc, ProxmoxLockedError) or is_kind(exc, ProxmoxTransientError)))
-                ):
-                    raise
                 last = exc
-                log.info("clone of %s as %s failed (%s); retrying with a fresh VMID", template.vmid, vmid, exc)
-                self._sleep(min(2.0, self._poll))
-        raise ProxmoxError(f"clone of template {template.vmid} failed {VMID_ATTEMPTS} times; last error: {last}")
+                if is_kind(exc, ProxmoxAlreadyExistsError):
+                    log.info(
+                        "clone of %s as %s lost the VMID race (%s); retrying with a fresh VMID",
+                        template.vmid,
+                        vmid,
+                        exc,
+                    )
+                    vmid = None
+                    self._sleep(min(2.0, self._poll))
+                    continue
+                if isinstance(exc, ProxmoxTemporaryTaskError) and temporary_failures + 1 < self.client.retry.attempts:
+                    temporary_failures += 1
+                    log.info("clone of %s as %s failed (temporary: %s); retrying", template.vmid, vmid, exc.exitstatus)
+                    self._sleep(min(10.0, self._poll * 2**temporary_failures))
+                    continue
+                raise self._clone_failed(exc, spec, template, node, vmid) from None
+        raise ProxmoxAlreadyExistsError(
+            f"vmid_range: clone of template {template.vmid} lost the VMID race {VMID_ATTEMPTS} times in "
+            f"{spec.vmid_range.start}-{spec.vmid_range.end}; last error: {last}",
+            errors={"vmid_range": "every VMID tried was taken"},
+        )
+
+    def _clone_failed(self, exc: ProxmoxError, spec: VmSpec, template: Located, node: str, vmid: int) -> ProxmoxError:
+        """The clone error, annotated with what was cloned where and whether anything was left behind.
+
+        PVE's clone worker frees the new volumes and unlinks the new config when it fails; a VM that is
+        still there under this VMID with this resource's marker is destroyed here all the same.
+        """
+        storage = spec.storage or "the template's storages"
+        where = f"clone of template {template.vmid} on {template.node} as VM {vmid} to node {node}, storage {storage}"
+        try:
+            left = self.locate(vmid)
+            if left is not None and self.owns(vmid, spec):
+                self.destroy(left.node, vmid, spec)
+                note = f"the partial VM {vmid} was destroyed"
+            else:
+                note = "nothing was left behind" if left is None else f"VM {vmid} is not this resource's; left alone"
+        except ProxmoxError as cleanup_error:
+            note = f"could not confirm that nothing was left behind: {cleanup_error}"
+        return _annotated(exc, prefix=f"{where}: ", suffix=f" ({note})")
 
     def _await_own(self, spec: VmSpec, vmid: int, timeout: float) -> Located | None:
         """After a lost clone answer: the VM that clone made (found by marker), or None once there is none.
@@ -509,11 +695,14 @@ class VmOperations:
     def run_task(
         self, method: str, path: str, params: dict[str, Any], *, timeout: float, idempotent: bool = True
     ) -> None:
-        """Dispatch and wait; a task that failed on a lock is dispatched again until the lock wait is over,
-        one that failed transiently up to the client's attempt count.
+        """Dispatch and wait. Only a *temporary* task failure is dispatched again: a lock until the lock
+        wait is over, a timeout, lost quorum or a worker hiccup up to the client's attempt count.
 
-        Only used for operations that are safe to repeat (config, resize, power), so by default a request
-        whose answer was lost is sent again as well; clone and destroy have their own loops.
+        A task that refused because its goal already holds ("already running") has succeeded (the client
+        says so); a permanent failure, including any wording nobody has classified, is raised at once
+        with the task log tail. Only used for operations that are safe to repeat (config, resize, power),
+        so by default a request whose answer was lost is sent again as well; clone and destroy have their
+        own loops.
         """
         deadline = time.monotonic() + max(timeout, self.client.retry.lock_wait)
         delay = self._poll
@@ -522,15 +711,13 @@ class VmOperations:
             try:
                 self.client.call_task(method, path, params, timeout=timeout, idempotent=idempotent)
                 return
-            except ProxmoxTaskError as exc:
-                if issubclass(exc.kind, ProxmoxTransientError):
+            except ProxmoxTemporaryTaskError as exc:
+                locked = issubclass(exc.kind, ProxmoxLockedError)
+                if not locked:
                     transient_failures += 1
-                retry = issubclass(exc.kind, ProxmoxLockedError) or (
-                    issubclass(exc.kind, ProxmoxTransientError) and transient_failures < self.client.retry.attempts
-                )
-                if not retry or time.monotonic() >= deadline:
+                if (not locked and transient_failures >= self.client.retry.attempts) or time.monotonic() >= deadline:
                     raise
-                log.info("%s %s: %s; retrying", method, path, exc.exitstatus)
+                log.info("%s %s: %s (temporary); retrying", method, path, exc.exitstatus)
                 self._sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -571,11 +758,8 @@ class VmOperations:
         """Start or stop (graceful shutdown, then forced) and wait for the task."""
         base = f"/nodes/{node}/qemu/{vmid}/status"
         if action == "start":
-            try:
-                self.run_task("POST", f"{base}/start", {}, timeout=spec.timeouts.start)
-            except ProxmoxTaskError as exc:
-                if "already running" not in exc.exitstatus:
-                    raise
+            # "VM n already running" is a success of the task wait (errors.task_outcome), not an error here.
+            self.run_task("POST", f"{base}/start", {}, timeout=spec.timeouts.start)
         else:
             try:
                 self.run_task(
@@ -585,8 +769,9 @@ class VmOperations:
                     timeout=spec.timeouts.shutdown + 60,
                 )
             except ProxmoxError as exc:
-                # A shutdown sent again after its answer was lost finds the VM stopped already.
-                if "not running" not in exc.message:
+                # A shutdown sent again after its answer was lost finds the VM stopped already; PVE refuses
+                # that synchronously ("VM n not running"), so the task wait never sees it.
+                if not already_done("qmshutdown", exc.message):
                     raise
 
     # ================================================================== read
@@ -691,11 +876,22 @@ class VmOperations:
         change: VmPlan,
         password: str | None = None,
     ) -> VmState:
-        """Apply an in-place plan: config keys, NICs, disks, cloud-init drive, migration and power."""
-        where = self.locate(vmid)
+        """Apply an in-place plan: config keys, NICs, disks, cloud-init drive, migration and power.
+
+        What the cluster would refuse (a bridge the node lacks, a new disk on a storage it cannot use, more
+        vCPUs than the node has) is refused before the first write, from the same listing that locates the VM.
+        """
+        rows = self.client.get("/cluster/resources") or []
+        where = next((vm for vm in self.vms(rows) if vm.vmid == vmid), None)
         if where is None:
             raise ProxmoxNotFoundError(f"VM {vmid} does not exist any more; run 'pulumi refresh' to recreate it")
         node = where.node
+        added_nics = {
+            s: n for s, n in change.nic_updates.items() if s not in old.nics or old.nics[s].bridge != n.bridge
+        }
+        added_disks = {s: d for s, d in change.disk_updates.items() if s not in old.disks}
+        if added_nics or added_disks or new.cpu != old.cpu:
+            self.preflight(new, change.migrate_to or node, rows, None, nics=added_nics, disks=added_disks)
         if where.lock:
             self.wait_unlocked(node, vmid, timeout=new.timeouts.config)
         if change.migrate_to and change.migrate_to != node:
@@ -756,13 +952,41 @@ class VmOperations:
         self.destroy(where.node, vmid, spec)
 
     def destroy(self, node: str, vmid: int, spec: VmSpec) -> None:
-        """Stop (graceful, then forced) and delete with purge, waiting for both."""
+        """Stop (graceful, then forced) and delete with purge, waiting for both; confirm by identity.
+
+        A VM another task is busy with (a start that outlasted its timeout and still holds the config lock,
+        then leaves the VM running) is retried within ``timeouts.delete``: every round waits for the lock,
+        stops the VM if it runs by now, and sends the delete again.
+        """
+        deadline = time.monotonic() + spec.timeouts.delete
+        delay = self._poll
+        while True:
+            try:
+                self._stop_and_delete(node, vmid, spec, deadline)
+                break
+            except ProxmoxError as exc:
+                # Busy: a lock or hiccup, or the VM runs again (a start task that finished after our stop).
+                busy = isinstance(exc, ProxmoxTemporaryTaskError | ProxmoxTransientError) or is_kind(
+                    exc, ProxmoxGuestRunningError
+                )
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                log.info("VM %s on %s is busy (%s); trying the delete again", vmid, node, exc.message)
+                self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+        while True:
+            if not self.owns(vmid, spec):
+                return
+            if time.monotonic() >= deadline:
+                raise ProxmoxTimeoutError(f"VM {vmid} on {node} still exists after delete")
+            self._sleep(self._poll)
+
+    def _stop_and_delete(self, node: str, vmid: int, spec: VmSpec, deadline: float) -> None:
         base = f"/nodes/{node}/qemu/{vmid}"
-        self.wait_unlocked(node, vmid, timeout=spec.timeouts.delete)
+        self.wait_unlocked(node, vmid, timeout=max(1.0, deadline - time.monotonic()))
         status = self.client.get(f"{base}/status/current") or {}
         if status.get("status") != "stopped":
             self.power(node, vmid, "stop", spec)
-        deadline = time.monotonic() + spec.timeouts.delete
         while True:
             try:
                 self.run_task("DELETE", base, {"purge": True}, timeout=spec.timeouts.delete, idempotent=False)
@@ -775,16 +999,30 @@ class VmOperations:
             except ProxmoxError as exc:
                 if not is_kind(exc, ProxmoxNotFoundError):
                     raise
-            break
-        while True:
-            if not self.owns(vmid, spec):
-                return
-            if time.monotonic() >= deadline:
-                raise ProxmoxTimeoutError(f"VM {vmid} on {node} still exists after delete")
-            self._sleep(self._poll)
+            return
 
-    def _destroy_quietly(self, node: str, vmid: int, spec: VmSpec) -> str | None:
-        """Roll back a failed create; returns a note for the error message if the rollback failed too."""
+    def stop_task(self, upid: str, *, timeout: float) -> None:
+        """Ask PVE to stop a task (``DELETE /nodes/{node}/tasks/{upid}``) and wait until it has ended.
+
+        Used on the task a rollback finds holding the VM's lock: our own start that outlasted its timeout.
+        Stopping needs no privilege for one's own tasks; where PVE refuses, the wait alone is bounded.
+        """
+        node = upid.split(":")[1]
+        try:
+            self.client.delete(f"/nodes/{node}/tasks/{quote(upid, safe='')}")
+        except ProxmoxError as exc:
+            log.info("could not stop task %s (%s); waiting for it instead", upid, exc.message)
+        try:
+            self.client.wait_task(upid, timeout=timeout)
+        except ProxmoxError as exc:  # a stopped task ends with an error; only its end matters here
+            log.info("task %s ended: %s", upid, exc.message)
+
+    def _destroy_quietly(self, node: str, vmid: int, spec: VmSpec, cause: BaseException | None = None) -> str | None:
+        """Roll back a failed create; returns a note for the error message if the rollback failed too.
+
+        When the create failed because a task on the VM outlasted its timeout, that task still holds the
+        VM's lock: it is stopped (or waited for, within the delete timeout) before the delete.
+        """
         try:
             where = self.locate(vmid)
             if where is None:
@@ -792,6 +1030,8 @@ class VmOperations:
             obs = observe(self.config(where.node, vmid), disk_slots=set(), nic_slots=set())
             if obs.marker != spec.marker:
                 return None
+            if isinstance(cause, ProxmoxTimeoutError) and cause.upid and f":{vmid}:" in cause.upid:
+                self.stop_task(cause.upid, timeout=spec.timeouts.delete)
             self.destroy(where.node, vmid, spec)
             log.info("rolled back the half-made VM %s on %s", vmid, where.node)
             return None
@@ -801,6 +1041,44 @@ class VmOperations:
                 f"the half-made VM {vmid} on {node} could not be removed: {cleanup_error}; it carries tag "
                 f"{spec.marker_tag} and the next 'pulumi up' adopts it"
             )
+
+
+def _template_storage(template_cfg: dict[str, Any]) -> str:
+    """The storage of the template's first disk: where new disk slots go when no storage is declared."""
+    for key in sorted(template_cfg):
+        if key.startswith(("scsi", "virtio", "sata")) and key[-1].isdigit() and ":" in str(template_cfg[key]):
+            return str(template_cfg[key]).split(":", 1)[0]
+    return "local-lvm"
+
+
+def _storage_problem(rows: list[dict[str, Any]], node: str, storage: str) -> tuple[str | None, bool]:
+    """Why ``storage`` cannot take a VM disk on ``node`` per /cluster/resources, and whether it is only offline."""
+    entries = [r for r in rows if r.get("type") == "storage" and r.get("storage") == storage]
+    here = next((r for r in entries if r.get("node") == node), None)
+    if here is None:
+        elsewhere = sorted(str(r.get("node")) for r in entries)
+        if elsewhere:
+            return f"storage {storage!r} is not enabled on node {node} (it is on: {', '.join(elsewhere)})", False
+        return f"no storage {storage!r} in this cluster", False
+    content = str(here.get("content", ""))
+    if "images" not in content.split(","):
+        return f"storage {storage!r} does not take VM disk images (content: {content or 'none'})", False
+    if here.get("status") != "available":
+        return f"storage {storage!r} on node {node} is not online (status: {here.get('status')})", True
+    return None, False
+
+
+def _refused(problems: dict[str, str]) -> ProxmoxValidationError:
+    """One error naming every refused input field (nothing has been written)."""
+    text = "; ".join(f"{field}: {reason}" for field, reason in sorted(problems.items()))
+    return ProxmoxValidationError(f"refused before any change: {text}", errors=problems)
+
+
+def _annotated(exc: ProxmoxError, *, prefix: str = "", suffix: str = "") -> ProxmoxError:
+    """The same exception (type, status, task log) with context around its message."""
+    exc.message = f"{prefix}{exc.message}{suffix}"
+    exc.args = (exc._render(),)
+    return exc
 
 
 def _first_storage(obs: Observed) -> str | None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from providers.proxmox.firewall import check_group_name
 from providers.proxmox.wire import plain_numbers
@@ -24,11 +25,16 @@ NIC_SLOT = re.compile(r"^net([0-9]|[1-2][0-9]|3[0-1])$")
 TAG = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$")
 DNS_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 NODE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$")
-STORAGE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.]*$")
+# pve-storage-id: at least two characters, ending in a letter or digit.
+STORAGE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]$")
+# pve-volume-id: ``<storage>:<volume>``, as cicustom's values must be.
+VOLUME_ID = r"[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]:[^,\s]+"
 BRIDGE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 MARKER = re.compile(r"^[0-9a-f]{32}$")
 MARKER_TAG_PREFIX = "pulumi-"
 
+# PVE's limit of the description (the ownership footer included).
+PVE_DESCRIPTION_BYTES = 8192
 MIN_VMID = 100
 MAX_VMID = 999_999_999
 
@@ -77,6 +83,26 @@ class Nic(_Model):
     firewall: bool = True
     mtu: Annotated[int, Field(ge=576, le=65_520)] | None = None
 
+    @field_validator("mtu")
+    @classmethod
+    def _mtu_virtio_only(cls, mtu: int | None, info: ValidationInfo) -> int | None:
+        # qemu-server passes host_mtu only to virtio-net devices; on other models the value would do nothing.
+        if mtu is not None and info.data.get("model", "virtio") != "virtio":
+            raise ValueError(f"only virtio NICs take an MTU (model is {info.data.get('model')!r})")
+        return mtu
+
+
+def _usable_host(iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> None:
+    """Refuse the subnet's own address and its IPv4 broadcast: no host can use them (RFC 3021 /31s can)."""
+    net = iface.network
+    if iface.version == 4 and net.prefixlen <= 30:
+        if iface.ip == net.network_address:
+            raise ValueError(f"{iface.ip} is the network address of {net}, not a host address")
+        if iface.ip == net.broadcast_address:
+            raise ValueError(f"{iface.ip} is the broadcast address of {net}, not a host address")
+    if iface.version == 6 and net.prefixlen <= 126 and iface.ip == net.network_address:
+        raise ValueError(f"{iface.ip} is the subnet-router anycast address of {net}, not a host address")
+
 
 class IpConfig(_Model):
     """Cloud-init addressing of one NIC: ``dhcp`` or a CIDR address with an optional gateway."""
@@ -92,11 +118,12 @@ class IpConfig(_Model):
         if value is None or value == "dhcp":
             return value
         try:
-            ipaddress.IPv4Interface(value)
+            iface = ipaddress.IPv4Interface(value)
         except ValueError:
             raise ValueError(f"must be 'dhcp' or an IPv4 address with prefix (10.0.0.5/24), got {value!r}") from None
         if "/" not in value:
             raise ValueError(f"needs a prefix length (10.0.0.5/24), got {value!r}")
+        _usable_host(iface)
         return value
 
     @field_validator("ipv6")
@@ -105,23 +132,41 @@ class IpConfig(_Model):
         if value is None or value in ("dhcp", "auto"):
             return value
         try:
-            ipaddress.IPv6Interface(value)
+            iface = ipaddress.IPv6Interface(value)
         except ValueError:
             raise ValueError(f"must be 'dhcp', 'auto' or an IPv6 address with prefix, got {value!r}") from None
+        _usable_host(iface)
         return value
 
     @field_validator("gateway4")
     @classmethod
-    def _gw4(cls, value: str | None) -> str | None:
+    def _gw4(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            ipaddress.IPv4Address(value)
+            gateway = ipaddress.IPv4Address(value)
+            own = info.data.get("ipv4")
+            if own not in (None, "dhcp") and gateway == ipaddress.IPv4Interface(own).ip:
+                raise ValueError(f"gateway4 {value} is the VM's own address")
         return value
 
     @field_validator("gateway6")
     @classmethod
-    def _gw6(cls, value: str | None) -> str | None:
-        if value is not None:
-            ipaddress.IPv6Address(value)
+    def _gw6(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        gateway = ipaddress.IPv6Address(value)
+        if "ipv6" not in info.data:
+            return value  # ipv6 itself was refused; that error is reported on its own
+        own = info.data.get("ipv6")
+        # PVE's pve-qm-ipconfig: gw6 requires ip6. A static gateway next to SLAAC or DHCPv6 is not applied by
+        # cloud-init either (the router advertisement supplies it), so only a static ipv6 takes one.
+        if own in (None, "dhcp", "auto"):
+            raise ValueError("gateway6 needs a static ipv6 address (ipv6: <address>/<prefix>)")
+        iface = ipaddress.IPv6Interface(own)
+        if gateway == iface.ip:
+            raise ValueError(f"gateway6 {value} is the VM's own address")
+        # IPv6 routers are commonly addressed by their link-local address (fe80::1): that is on-link too.
+        if gateway not in iface.network and not gateway.is_link_local:
+            raise ValueError(f"gateway6 {value} is neither inside {iface.network} nor link-local")
         return value
 
     @model_validator(mode="after")
@@ -157,7 +202,14 @@ class CloudInit(_Model):
     dns_servers: list[str] = Field(default_factory=list)
     search_domain: str | None = None
     custom_snippet: (
-        Annotated[str, Field(pattern=r"^(user|network|meta|vendor)=[^,]+(,(user|network|meta|vendor)=[^,]+)*$")] | None
+        Annotated[
+            str,
+            Field(
+                # pve-qm-cicustom: each value is a volume id, ``user=local:snippets/user.yaml``.
+                pattern=rf"^(user|network|meta|vendor)={VOLUME_ID}(,(user|network|meta|vendor)={VOLUME_ID})*$"
+            ),
+        ]
+        | None
     ) = None
     upgrade: bool = False
 
@@ -290,6 +342,16 @@ class VmSpec(_Model):
                 raise ValueError(f"tag {tag!r} looks like an ownership marker; the prefix pulumi- is reserved")
         return out
 
+    @field_validator("description")
+    @classmethod
+    def _description_bytes(cls, text: str, info: ValidationInfo) -> str:
+        # PVE's schema: at most 8192 (Perl counts UTF-8 bytes), for the text plus the ownership footer.
+        footer = f"\n\n[managed by pulumi: owner={quote(str(info.data.get('owner', '')), safe='/')} marker={'0' * 32}]"
+        room = PVE_DESCRIPTION_BYTES - len(footer.encode())
+        if len(text.encode()) > room:
+            raise ValueError(f"is {len(text.encode())} bytes as UTF-8; with the ownership footer at most {room} fit")
+        return text
+
     @field_validator("allowed_nodes")
     @classmethod
     def _nodes(cls, nodes: list[str]) -> list[str]:
@@ -364,14 +426,27 @@ class VmSpec(_Model):
         return list(self.allowed_nodes)
 
     @classmethod
-    def from_inputs(cls, inputs: Mapping[str, Any]) -> VmSpec:
-        """Validate raw inputs; raise SpecError listing every bad field."""
+    def from_inputs(cls, inputs: Mapping[str, Any], *, known: Collection[str] | None = None) -> VmSpec:
+        """Validate raw inputs; raise SpecError listing every bad field.
+
+        With ``known`` (the provider's own non-spec keys: outputs, the password), any other top-level key
+        is refused as unknown, the way nested unknown keys always are: ``check()`` passes it so a typo
+        never silently does nothing. Without it, unknown keys are dropped, so state written by an older
+        version (which may hold keys since removed) still loads in read, diff and delete.
+        """
         inputs = plain_numbers(inputs)
         clean = {k: v for k, v in inputs.items() if not k.startswith("__") and k in cls.model_fields}
+        unknown = []
+        if known is not None:
+            allowed = set(known)
+            unknown = sorted(k for k in inputs if not k.startswith("__") and k not in set(cls.model_fields) | allowed)
         try:
-            return cls.model_validate(clean)
+            spec = cls.model_validate(clean)
         except ValidationError as exc:
-            raise SpecError(_problems(exc)) from None
+            raise SpecError([*((k, "is not a known field") for k in unknown), *_problems(exc)]) from None
+        if unknown:
+            raise SpecError([(k, "is not a known field") for k in unknown])
+        return spec
 
     def to_inputs(self) -> dict[str, Any]:
         """The canonical input dict (what state stores and diff compares)."""

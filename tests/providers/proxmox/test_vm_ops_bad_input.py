@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from providers.proxmox.errors import ProxmoxNotFoundError, ProxmoxValidationError
+from providers.proxmox.errors import ProxmoxNotFoundError, ProxmoxStorageUnavailableError, ProxmoxValidationError
 from providers.proxmox.vm_ops import VmOperations
 from providers.proxmox.vm_plan import PlanError, plan
 from providers.proxmox.vm_spec import SpecError, VmSpec
-from tests.support.faults import assert_accounted, requests_matching, sim_vms
+from tests.support.faults import assert_accounted, sim_vms
 from tests.support.specs import vm_inputs, vm_spec
 
 IP = {"ipv4": "10.10.0.11/24", "gateway4": "10.10.0.1"}
@@ -74,6 +74,74 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("node-outside-allowed", {"node": "pve3"}, "(resource)", "not in allowed_nodes"),
     ("bad-ssh-key", {"cloud_init": {"ssh_keys": ["not a key"]}}, "cloud_init.ssh_keys", "not an OpenSSH public key"),
     ("bad-name", {"name": "cp_1"}, "name", "should match pattern"),
+    # What Proxmox or the guest would refuse later, refused at check() (issue: "input checks too late").
+    (
+        "ipv6-gateway-without-ipv6",
+        {"cloud_init": {"ip_configs": {"net0": {"ipv4": "10.10.0.11/24", "gateway6": "2001:db8::1"}}}},
+        "cloud_init.ip_configs.net0.gateway6",
+        "gateway6 needs a static ipv6 address",
+    ),
+    (
+        "ipv6-gateway-with-slaac",
+        {"cloud_init": {"ip_configs": {"net0": {"ipv6": "auto", "gateway6": "2001:db8::1"}}}},
+        "cloud_init.ip_configs.net0.gateway6",
+        "needs a static ipv6",
+    ),
+    (
+        "ipv6-gateway-off-link",
+        {"cloud_init": {"ip_configs": {"net0": {"ipv6": "2001:db8:1::5/64", "gateway6": "2001:db8:2::1"}}}},
+        "cloud_init.ip_configs.net0.gateway6",
+        "neither inside 2001:db8:1::/64 nor link-local",
+    ),
+    (
+        "ipv4-network-address",
+        {"cloud_init": {"ip_configs": {"net0": {"ipv4": "10.10.0.0/24"}}}},
+        "cloud_init.ip_configs.net0.ipv4",
+        "10.10.0.0 is the network address of 10.10.0.0/24",
+    ),
+    (
+        "ipv4-broadcast-address",
+        {"cloud_init": {"ip_configs": {"net0": {"ipv4": "10.10.0.255/24", "gateway4": "10.10.0.1"}}}},
+        "cloud_init.ip_configs.net0.ipv4",
+        "10.10.0.255 is the broadcast address of 10.10.0.0/24",
+    ),
+    (
+        "ipv6-subnet-router-address",
+        {"cloud_init": {"ip_configs": {"net0": {"ipv6": "2001:db8::/64"}}}},
+        "cloud_init.ip_configs.net0.ipv6",
+        "subnet-router anycast address",
+    ),
+    (
+        "ipv4-gateway-is-own-address",
+        {"cloud_init": {"ip_configs": {"net0": {"ipv4": "10.10.0.11/24", "gateway4": "10.10.0.11"}}}},
+        "cloud_init.ip_configs.net0.gateway4",
+        "is the VM's own address",
+    ),
+    (
+        "ipv6-gateway-is-own-address",
+        {"cloud_init": {"ip_configs": {"net0": {"ipv6": "2001:db8::5/64", "gateway6": "2001:db8::5"}}}},
+        "cloud_init.ip_configs.net0.gateway6",
+        "is the VM's own address",
+    ),
+    (
+        "mtu-on-a-non-virtio-nic",
+        {"nics": {"net0": {"bridge": "vmbr0", "model": "e1000", "mtu": 9000}}},
+        "nics.net0.mtu",
+        "only virtio NICs take an MTU",
+    ),
+    (
+        "cicustom-not-a-volume",
+        {"cloud_init": {"custom_snippet": "user=user-data.yaml"}},
+        "cloud_init.custom_snippet",
+        "should match pattern",
+    ),
+    ("storage-id-trailing-dash", {"storage": "local-"}, "storage", "should match pattern"),
+    (
+        "description-too-long",
+        {"description": "\u20ac" * 3000},  # 3000 characters, 9000 bytes
+        "description",
+        "is 9000 bytes as UTF-8; with the ownership",
+    ),
 ]
 
 
@@ -124,15 +192,120 @@ def test_disk_shrink_is_refused_by_the_plan_before_any_request(pve: Any, ops: Vm
     assert_accounted(pve, state)
 
 
-def test_disk_smaller_than_the_template_fails_and_rolls_back(pve: Any, ops: VmOperations) -> None:
-    # Only the template's config knows its disk size (10 GiB): this is found after the clone, then undone.
+def _writes(pve: Any, since: int) -> list[tuple[str, str]]:
+    return [(m, p) for m, p, _ in pve.requests[since:] if m != "GET"]
+
+
+def test_disk_smaller_than_the_template_is_refused_before_the_clone(pve: Any, ops: VmOperations) -> None:
+    # Only the template's config knows its disk size (10 GiB): it is read before the clone.
+    before = len(pve.requests)
+
     with pytest.raises(ProxmoxValidationError) as raised:
         ops.create(vm_spec(disks={"scsi0": {"size_gib": 5}}))
 
     assert "disks.scsi0.size_gib" in raised.value.errors
-    assert "shrinking to 5 GiB is not supported" in str(raised.value)
-    assert not requests_matching(pve, "PUT", r"/resize$"), "a shrink was sent to Proxmox"
+    assert "the template's scsi0 is 10 GiB" in str(raised.value)
+    assert _writes(pve, before) == [], "something was written for a disk that cannot fit"
     assert_accounted(pve)
+
+
+# (id, input overrides, simulator change, field path in the error, text of its reason)
+PLACEMENT: list[tuple[str, dict[str, Any], Any, str, str]] = [
+    ("unknown-node", {"node": "pve3", "allowed_nodes": []}, None, "node", "'pve3' is not a node of this cluster"),
+    (
+        "unknown-allowed-node",
+        {"allowed_nodes": ["pve1", "pve9"]},
+        None,
+        "allowed_nodes",
+        "'pve9' is not a node of this cluster",
+    ),
+    ("unknown-storage", {"storage": "ceph-pool"}, None, "storage", "no storage 'ceph-pool' in this cluster"),
+    (
+        "storage-without-images",
+        {"storage": "local"},
+        None,
+        "storage",
+        "storage 'local' does not take VM disk images",
+    ),
+    (
+        "unknown-disk-storage",
+        {"disks": {"scsi0": {"size_gib": 10}, "scsi1": {"size_gib": 20, "storage": "nvme"}}},
+        None,
+        "disks.scsi1.storage",
+        "no storage 'nvme'",
+    ),
+    ("unknown-pool", {"pool": "k8s-vms"}, None, "pool", "no pool 'k8s-vms' is visible"),
+    (
+        "unknown-bridge",
+        {"nics": {"net0": {"bridge": "vmbr0"}, "net1": {"bridge": "vmbr7"}}},
+        None,
+        "nics.net1.bridge",
+        "node pve1 has no bridge or SDN vnet 'vmbr7'",
+    ),
+    (
+        "bridge-missing-on-the-chosen-node",
+        {"node": "pve2", "allowed_nodes": []},
+        lambda pve: pve.host_bridges["pve2"].remove("vmbr0"),
+        "nics.net0.bridge",
+        "node pve2 has no bridge or SDN vnet 'vmbr0'",
+    ),
+    (
+        "more-vcpus-than-the-node-has",
+        {"cpu": {"cores": 4, "sockets": 2, "type": "host"}},
+        None,
+        "cpu",
+        "2 socket(s) x 4 cores = 8 vCPUs; node pve1 has 4",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "change", "path", "needle"), [c[1:] for c in PLACEMENT], ids=[c[0] for c in PLACEMENT]
+)
+def test_placement_the_cluster_refuses_is_found_before_any_write(
+    pve: Any, ops: VmOperations, overrides: dict[str, Any], change: Any, path: str, needle: str
+) -> None:
+    if change is not None:
+        change(pve)
+    before = len(pve.requests)
+
+    with pytest.raises(ProxmoxValidationError) as raised:
+        ops.create(vm_spec(**{"node": "pve1", "allowed_nodes": [], **overrides}))
+
+    assert list(raised.value.errors) == [path], raised.value.errors
+    assert needle in raised.value.errors[path], raised.value.errors
+    assert f"{path}: " in str(raised.value)
+    assert _writes(pve, before) == [], "something was written for a placement Proxmox would refuse"
+    assert_accounted(pve)
+
+
+def test_offline_storage_is_found_before_the_clone(pve: Any, ops: VmOperations) -> None:
+    pve.storages["local-lvm"]["active"] = 0
+    before = len(pve.requests)
+
+    with pytest.raises(ProxmoxStorageUnavailableError) as raised:
+        ops.create(vm_spec(storage="local-lvm"))
+
+    assert raised.value.errors == {"storage": "storage 'local-lvm' on node pve1 is not online (status: unknown)"}
+    assert _writes(pve, before) == []
+    assert_accounted(pve)
+
+
+def test_placement_checks_take_one_read_of_each_kind(pve: Any, ops: VmOperations) -> None:
+    ops.client.post("/pools", poolid="k8s-vms")
+    before = len(pve.requests)
+
+    state = ops.create(vm_spec(node="pve1", allowed_nodes=[], pool="k8s-vms", storage="local-lvm"))
+
+    reads_before_clone: list[str] = []
+    for method, path, _ in pve.requests[before:]:
+        if method != "GET":
+            break
+        reads_before_clone.append(path.removeprefix("/api2/json"))
+    assert sorted(reads_before_clone) == sorted(
+        ["/cluster/resources", "/nodes/pve1/qemu/9000/config", "/pools", "/nodes/pve1/network", "/cluster/nextid"]
+    ), reads_before_clone
+    assert_accounted(pve, state)
 
 
 def test_unknown_template_tags_name_the_field(pve: Any, ops: VmOperations) -> None:
@@ -166,3 +339,32 @@ def test_missing_template_vmid_names_the_field(pve: Any, ops: VmOperations) -> N
 
     assert {m for m, _, _ in pve.requests[before:]} <= {"GET"}
     assert_accounted(pve)
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "needle"),
+    [
+        ({"nics": {"net0": {"bridge": "vmbr0", "vlan": 10}, "net1": {"bridge": "vmbr9"}}}, "nics.net1.bridge", "vmbr9"),
+        (
+            {"disks": {"scsi0": {"size_gib": 10}, "scsi1": {"size_gib": 5, "storage": "nvme"}}},
+            "disks.scsi1.storage",
+            "no storage 'nvme'",
+        ),
+        ({"cpu": {"cores": 8, "sockets": 1, "type": "host"}}, "cpu", "8 vCPUs; node pve1 has 4"),
+    ],
+    ids=["new-nic-on-a-missing-bridge", "new-disk-on-a-missing-storage", "more-vcpus-than-the-node"],
+)
+def test_an_update_the_cluster_would_refuse_writes_nothing(
+    pve: Any, ops: VmOperations, change: dict[str, Any], path: str, needle: str
+) -> None:
+    spec = vm_spec(node="pve1", allowed_nodes=[])
+    state = ops.create(spec)
+    new = vm_spec(marker=spec.marker, node="pve1", allowed_nodes=[], **change)
+    before = len(pve.requests)
+
+    with pytest.raises(ProxmoxValidationError) as raised:
+        ops.update(state.vmid, spec, new, plan(spec, new, current_node=state.node, current_vmid=state.vmid))
+
+    assert list(raised.value.errors) == [path] and needle in raised.value.errors[path], raised.value.errors
+    assert _writes(pve, before) == []
+    assert_accounted(pve, state)

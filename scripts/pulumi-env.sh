@@ -5,10 +5,12 @@
 #
 # Builds (first time) or finds the toolchain with scripts/pulumi-toolchain.sh, then exports:
 #   PATH                       toolchain bin dir first: pulumi, the Python language host, its
-#                              executor, the dynamic-provider launcher and any provider plugins
-#                              built (the CLI takes plugins from PATH before PULUMI_HOME)
+#                              executor and the dynamic-provider launcher
 #   PULUMI_TOOLCHAIN_BIN       that bin dir (set it yourself to skip the toolchain script)
-#   PULUMI_HOME                <repo>/.local/pulumi-home (per checkout: plugins, credentials, caches)
+#   PULUMI_HOME                <repo>/.local/pulumi-home (per checkout: plugins, credentials, caches).
+#                              Unless --no-plugins, the kubernetes provider plugin is registered
+#                              there (`pulumi plugin install --file`, skipped when up to date), so
+#                              the CLI finds it without a download and without a PATH warning.
 #   PULUMI_BACKEND_URL         file://<repo>/.local/state (DIY file backend: no Pulumi Cloud)
 #   PULUMI_SKIP_UPDATE_CHECK=true                     no version check against Pulumi Cloud
 #   PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true  never try to download plugins
@@ -20,10 +22,16 @@ _pulumi_env_main() {
   src=${BASH_SOURCE[0]:-$0}
   repo=$(cd "$(dirname "$src")/.." && pwd -P) || return 1
 
+  local install=--install-plugins arg
+  for arg in "$@"; do
+    if [ "$arg" = --no-plugins ]; then install=; fi
+  done
+  mkdir -p "$repo/.local/pulumi-home" "$repo/.local/state" || return 1
   if [ -n "${PULUMI_TOOLCHAIN_BIN:-}" ] && [ -x "$PULUMI_TOOLCHAIN_BIN/pulumi" ]; then
     bin=$PULUMI_TOOLCHAIN_BIN
   else
-    bin=$("$repo/scripts/pulumi-toolchain.sh" "$@") || {
+    # The plugin is registered in this checkout's PULUMI_HOME, set here for the toolchain script only.
+    bin=$(PULUMI_HOME="$repo/.local/pulumi-home" "$repo/scripts/pulumi-toolchain.sh" "$@" ${install:+"$install"}) || {
       printf 'pulumi-env: scripts/pulumi-toolchain.sh failed; environment not changed\n' >&2
       return 1
     }
@@ -33,7 +41,6 @@ _pulumi_env_main() {
     ":$bin:"*) ;;
     *) PATH="$bin:$PATH" ;;
   esac
-  mkdir -p "$repo/.local/pulumi-home" "$repo/.local/state" || return 1
 
   export PATH
   export PULUMI_TOOLCHAIN_BIN="$bin"

@@ -1,29 +1,45 @@
 #!/usr/bin/env bash
 # Offline Pulumi toolchain, built from Go modules.
 #
-# Usage: scripts/pulumi-toolchain.sh [--no-plugins] [--retry-plugins] [--rebuild]
+# Usage: scripts/pulumi-toolchain.sh [--no-plugins] [--install-plugins] [--retry-plugins] [--rebuild]
 #
 # Prints ONE line on stdout: the absolute path of a bin directory holding `pulumi`, the Python
 # language host `pulumi-language-python`, its executor `pulumi-language-python-exec` and the
-# dynamic-provider launcher `pulumi-resource-pulumi-python` (plus the provider plugins that could
-# be built). Everything else goes to stderr.
+# dynamic-provider launcher `pulumi-resource-pulumi-python`. Everything else (phases with elapsed
+# seconds, warnings) goes to stderr.
 #
-# This machine reaches package registries only (no GitHub, no get.pulumi.com), so the CLI is built
-# from the Go module proxy through a throwaway main module (pkg/go.mod has local replace
-# directives, so `go install ...@version` is refused). A pulumi on PATH that already reports
-# the pinned version, with the Python language host next to it, is used as is.
+# The kubernetes provider plugin (pulumi-resource-kubernetes v4.25.0, the version the pinned
+# pulumi-kubernetes SDK asks for) is built into plugins/, beside bin/ and deliberately not on PATH:
+# the CLI prefers a plugin found on PATH and then warns "using pulumi-resource-kubernetes from
+# $PATH" on every run. --install-plugins registers it in $PULUMI_HOME instead
+# (`pulumi plugin install resource kubernetes 4.25.0 --file ...`, skipped when the installed copy
+# is identical), where the CLI finds it with no warning and no download attempt.
+#
+# Known limit: pulumi-resource-command is not built. The Go module proxy refuses every version of
+# its provider module (403), so pulumi_command resources need a machine with that plugin installed.
+#
+# This machine reaches package registries only (no GitHub, no get.pulumi.com), so everything is
+# built from the Go module proxy through throwaway main modules (pkg/go.mod has local replace
+# directives, so `go install ...@version` is refused). A pulumi on PATH that already reports the
+# pinned version, with the Python language host next to it (and, unless --no-plugins, a kubernetes
+# plugin 4.25.0 listed by `pulumi plugin ls` in $PULUMI_HOME or ~/.pulumi), is used as is.
 #
 # Cache (outside the repository):
 #   ${PULUMI_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/proxmox-k8s-platform/toolchain}/pulumi-<version>/
-#     bin/       the binaries              VERSIONS   what was built, plugin failures and why
-#     .complete  written last, after a complete build (a killed build is redone, never half-used)
+#     bin/       the CLI and language host
+#     VERSIONS   what was built, from what, plugin failures and why, known limits
+#     .complete  written last, after a complete build (a killed build is redone, never half-used);
+#                holds the recipe hash: a change of pins or host source rebuilds
+#     plugins/kubernetes-<plugin recipe hash>/
+#                pulumi-resource-kubernetes, VERSIONS, and .complete (or .failed, with the reason)
 #     .lock      flock: concurrent invocations build once
 #     logs/      build logs
 #
 # Options:
-#   --no-plugins     skip the provider plugins (pulumi-resource-kubernetes, pulumi-resource-command)
-#   --retry-plugins  retry plugin builds that failed before (failures are remembered, not retried)
-#   --rebuild        ignore the cache stamp and build again
+#   --no-plugins       skip the provider plugin
+#   --install-plugins  register the plugin in $PULUMI_HOME (which must be set) with `pulumi plugin install`
+#   --retry-plugins    retry a plugin build that failed before (failures are remembered, not retried)
+#   --rebuild          ignore the cache stamps and build again
 #
 # Environment:
 #   PULUMI_TOOLCHAIN_CACHE     cache root (see above)
@@ -47,27 +63,43 @@ readonly LANGHOST_VERSION=v3.0.0-20260819165155-0ac56e876614
 readonly CLIPBOARD_REPLACE=github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
 readonly GO_TAGS=osusergo,grpcnotrace
 
-# Provider plugins: name|plugin version|module|module version|main package|version variable
-# Neither project tags its provider module, so these are pseudo-versions of the release commits.
-readonly PLUGINS=(
-  "kubernetes|v4.32.0|github.com/pulumi/pulumi-kubernetes/provider/v4|v4.0.0-20260608201737-a03ff6ba58d2|github.com/pulumi/pulumi-kubernetes/provider/v4/cmd/pulumi-resource-kubernetes|github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version"
-  "command|v1.2.1|github.com/pulumi/pulumi-command/provider|v0.0.0-20260303235922-7f3eb6f3b77c|github.com/pulumi/pulumi-command/provider/cmd/pulumi-resource-command|github.com/pulumi/pulumi-command/provider/pkg/version.Version"
-)
-# pulumi-kubernetes' provider imports its own Go SDK (helm v4 types); require the matching tag.
-readonly K8S_SDK_REQUIRE=github.com/pulumi/pulumi-kubernetes/sdk/v4@v4.32.0
+# The kubernetes provider plugin. requirements.txt pins pulumi-kubernetes==4.25.0: the SDK asks the
+# engine for exactly this plugin version. The project does not tag its provider module, and the
+# proxy serves exactly one pseudo-version of it: the commit of tag v4.25.0.
+readonly K8S_PLUGIN_VERSION=v4.25.0
+readonly K8S_PROVIDER_MODULE=github.com/pulumi/pulumi-kubernetes/provider/v4
+readonly K8S_PROVIDER_VERSION=v4.0.0-20260115033456-f47bc2d6f199
+readonly K8S_VERSION_VAR=github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version
+# The provider imports its own Go SDK (helm v4 types); require the matching tag.
+readonly K8S_SDK_REQUIRE=github.com/pulumi/pulumi-kubernetes/sdk/v4@v4.25.0
+# Helm is linked into the plugin as a library. Without release ldflags its default capabilities
+# say Kubernetes v1.20, and with no cluster to ask (render mode) every chart whose kubeVersion
+# constraint excludes 1.20 fails to render. Stamp the management cluster's minor instead
+# (components/versions.py). The variables are checked in the resolved helm module before the
+# build, because `-X` on a variable that does not exist is silently ignored.
+readonly HELM_MODULE=helm.sh/helm/v3
+readonly HELM_CHARTUTIL=helm.sh/helm/v3/pkg/chartutil
+readonly HELM_KUBE_MAJOR=1
+readonly HELM_KUBE_MINOR=34
+readonly COMMAND_PLUGIN_LIMIT="plugin command: NOT BUILT (known limit): the Go module proxy refuses every version of github.com/pulumi/pulumi-command/provider (403 Forbidden), and the v1.2.1 root module has no Go code; pulumi_command resources need a machine where pulumi-resource-command v1.2.1 is installed"
 
+t0=$(date +%s)
 log() { printf 'pulumi-toolchain: %s\n' "$*" >&2; }
+# "[total] message": every phase says how far into the run it starts or ends.
+phase() { log "[$(($(date +%s) - t0))s] $*"; }
 die() {
   log "error: $*"
   exit 1
 }
 
 with_plugins=1
+install_plugins=0
 retry_plugins=0
 rebuild=0
 for arg in "$@"; do
   case "$arg" in
     --no-plugins) with_plugins=0 ;;
+    --install-plugins) install_plugins=1 ;;
     --retry-plugins) retry_plugins=1 ;;
     --rebuild) rebuild=1 ;;
     -h | --help)
@@ -85,6 +117,7 @@ cache_root=${PULUMI_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/proxmox-k8s
 if [[ -d $cache_root ]]; then cache_root=$(cd "$cache_root" && pwd -P); fi
 dir=$cache_root/pulumi-$PULUMI_VERSION
 bin=$dir/bin
+plugins=$dir/plugins
 stamp=$dir/.complete
 logs=$dir/logs
 langhost_mode=${PULUMI_TOOLCHAIN_LANGHOST:-auto}
@@ -104,7 +137,18 @@ recipe=$( {
   host_source
 } | sha256sum | cut -c1-16)
 
+# The plugin's own recipe: changing it rebuilds the plugin only, not the CLI.
+plugin_recipe=$(printf '%s\n' "$K8S_PLUGIN_VERSION" "$K8S_PROVIDER_MODULE@$K8S_PROVIDER_VERSION" "$K8S_SDK_REQUIRE" \
+  "$HELM_CHARTUTIL" "$HELM_KUBE_MAJOR" "$HELM_KUBE_MINOR" | sha256sum | cut -c1-16)
+# A directory per plugin recipe: a change of plugin pins never mixes with an older build's files.
+plugin_dir=$plugins/kubernetes-$plugin_recipe
+plugin_file=$plugin_dir/pulumi-resource-kubernetes
+
 required_files=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python)
+[[ $install_plugins == 0 || $with_plugins == 1 ]] || die "--install-plugins and --no-plugins exclude each other"
+if ((install_plugins)) && [[ -z ${PULUMI_HOME:-} ]]; then
+  die "--install-plugins needs PULUMI_HOME (scripts/pulumi-env.sh sets it per checkout)"
+fi
 
 core_complete() {
   [[ -f $stamp && $(cat "$stamp") == "$recipe" ]] || return 1
@@ -112,28 +156,53 @@ core_complete() {
   for f in "${required_files[@]}"; do [[ -x $bin/$f ]] || return 1; done
 }
 
-# Plugins still to build in this run (no success/failure marker for the current recipe).
-pending_plugins() {
-  ((with_plugins)) || return 0
-  local spec name
-  for spec in "${PLUGINS[@]}"; do
-    name=${spec%%|*}
-    if [[ -f $dir/.plugin-$name.ok && -x $bin/pulumi-resource-$name ]]; then continue; fi
-    if [[ -f $dir/.plugin-$name.failed ]] && ((!retry_plugins)); then continue; fi
-    printf '%s\n' "$name"
-  done
+plugin_complete() { [[ -f $plugin_dir/.complete && -x $plugin_file ]]; }
+
+# True if the plugin still has to be built in this run.
+plugin_pending() {
+  ((with_plugins)) || return 1
+  if plugin_complete; then return 1; fi
+  if [[ -f $plugin_dir/.failed ]] && ((!retry_plugins)); then return 1; fi
+  return 0
 }
 
 warn_failed_plugins() {
   ((with_plugins)) || return 0
-  local f failed=()
-  for f in "$dir"/.plugin-*.failed; do
-    [[ -f $f ]] || continue
-    f=${f##*/.plugin-}
-    failed+=("${f%.failed}")
+  [[ -f $plugin_dir/.failed ]] || return 0
+  log "warning: provider plugin kubernetes not available: $(cat "$plugin_dir/.failed") (retry: --retry-plugins)"
+}
+
+# Registers plugin binary $2 with the CLI $1 in $PULUMI_HOME, unless an identical copy is there.
+install_plugin() {
+  local cli=$1 src=$2 dest
+  dest=$PULUMI_HOME/plugins/resource-kubernetes-$K8S_PLUGIN_VERSION/pulumi-resource-kubernetes
+  if [[ -f $dest ]] && cmp -s "$src" "$dest"; then return 0; fi
+  local reinstall=()
+  [[ -e $dest ]] && reinstall=(--reinstall)
+  if ! PULUMI_SKIP_UPDATE_CHECK=true "$cli" plugin install resource kubernetes "${K8S_PLUGIN_VERSION#v}" \
+    --file "$src" "${reinstall[@]}" >&2; then
+    die "pulumi plugin install resource kubernetes ${K8S_PLUGIN_VERSION#v} --file $src failed"
+  fi
+  phase "installed pulumi-resource-kubernetes ${K8S_PLUGIN_VERSION#v} into $PULUMI_HOME/plugins"
+}
+
+# The path of a kubernetes plugin $K8S_PLUGIN_VERSION that CLI $1 lists as installed in
+# $PULUMI_HOME (or the default ~/.pulumi); fails if none.
+installed_plugin() {
+  local cli=$1 home
+  for home in ${PULUMI_HOME:+"$PULUMI_HOME"} "$HOME/.pulumi"; do
+    if PULUMI_HOME=$home PULUMI_SKIP_UPDATE_CHECK=true "$cli" plugin ls --json 2>/dev/null |
+      python3 -c 'import json, sys
+want = sys.argv[1]
+found = any(p.get("kind") == "resource" and p.get("name") == "kubernetes" and p.get("version") == want
+            for p in json.load(sys.stdin) or [])
+sys.exit(0 if found else 1)' "${K8S_PLUGIN_VERSION#v}" &&
+      [[ -x $home/plugins/resource-kubernetes-$K8S_PLUGIN_VERSION/pulumi-resource-kubernetes ]]; then
+      printf '%s\n' "$home/plugins/resource-kubernetes-$K8S_PLUGIN_VERSION/pulumi-resource-kubernetes"
+      return 0
+    fi
   done
-  ((${#failed[@]})) || return 0
-  log "warning: provider plugin(s) not available: ${failed[*]} (why: $dir/VERSIONS; retry: --retry-plugins)"
+  return 1
 }
 
 # ---- 1. a pulumi already on PATH ----------------------------------------------------------------
@@ -142,35 +211,35 @@ if [[ ${PULUMI_TOOLCHAIN_NO_AMBIENT:-0} != 1 ]] && ambient=$(command -v pulumi 2
   if [[ $ambient_dir != "$bin" ]] &&
     [[ -x $ambient_dir/pulumi-language-python && -x $ambient_dir/pulumi-language-python-exec ]] &&
     [[ $(PULUMI_SKIP_UPDATE_CHECK=true "$ambient" version 2>/dev/null) == "$PULUMI_VERSION" ]]; then
-    [[ -x $ambient_dir/pulumi-resource-pulumi-python ]] ||
-      log "warning: $ambient_dir has no pulumi-resource-pulumi-python: dynamic providers will not load"
-    log "using pulumi $PULUMI_VERSION found on PATH: $ambient_dir"
-    printf '%s\n' "$ambient_dir"
-    exit 0
+    ambient_plugin=
+    if ((!with_plugins)) || ambient_plugin=$(installed_plugin "$ambient"); then
+      [[ -x $ambient_dir/pulumi-resource-pulumi-python ]] ||
+        log "warning: $ambient_dir has no pulumi-resource-pulumi-python: dynamic providers will not load"
+      log "using pulumi $PULUMI_VERSION found on PATH: $ambient_dir${ambient_plugin:+ (kubernetes plugin: $ambient_plugin)}"
+      ((install_plugins)) && install_plugin "$ambient" "$ambient_plugin"
+      printf '%s\n' "$ambient_dir"
+      exit 0
+    fi
+    log "pulumi $PULUMI_VERSION on PATH, but no kubernetes plugin ${K8S_PLUGIN_VERSION#v} installed: using the built toolchain"
   fi
 fi
 
 # ---- 2. warm cache: seconds -----------------------------------------------------------------------
-if ((!rebuild)) && core_complete && [[ -z $(pending_plugins) ]]; then
+if ((!rebuild)) && core_complete && ! plugin_pending; then
   warn_failed_plugins
+  if ((install_plugins)) && plugin_complete; then install_plugin "$bin/pulumi" "$plugin_file"; fi
   printf '%s\n' "$bin"
   exit 0
 fi
 
 # ---- 3. build, under a lock -----------------------------------------------------------------------
 mkdir -p "$dir" "$logs"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$dir/.lock"
-  if ! flock -n 9; then
-    log "another build holds $dir/.lock; waiting for it"
-    flock 9
-  fi
-else
-  log "warning: flock not found; concurrent runs may build twice"
-fi
+# shellcheck source=scripts/build-lock.sh
+. "$(dirname "${BASH_SOURCE[0]}")/build-lock.sh"
+take_build_lock "$dir"
 # Whoever held the lock before us may have finished the work: core_complete is checked again
 # below, after the lock is taken.
-if ((rebuild)); then rm -f "$stamp"; fi
+if ((rebuild)); then rm -f "$stamp" "$plugin_dir/.complete" "$plugin_dir/.failed"; fi
 
 go_bin=$(command -v go 2>/dev/null || true)
 if [[ -z $go_bin && -x /usr/local/go/bin/go ]]; then go_bin=/usr/local/go/bin/go; fi
@@ -234,10 +303,9 @@ write_versions() {
   {
     cat "$dir/.versions-core"
     local f
-    for f in "$dir"/.plugin-*.ok "$dir"/.plugin-*.failed; do
-      [[ -f $f ]] && tail -n +2 "$f"
-    done
-    true
+    # Only this recipe's plugin: older recipes' directories stay for checkouts still on them.
+    [[ -f $plugin_dir/VERSIONS ]] && cat "$plugin_dir/VERSIONS"
+    echo "$COMMAND_PLUGIN_LIMIT"
   } >"$dir/VERSIONS.tmp"
   mv -f "$dir/VERSIONS.tmp" "$dir/VERSIONS"
 }
@@ -245,8 +313,8 @@ write_versions() {
 build_core() {
   local start work stage sdk_dir host_kind host_pkg host_note reason
   start=$(date +%s)
-  log "building pulumi $PULUMI_VERSION and the Python language host with $go_version (a cold build downloads ~1.6 GB of modules and compiles for several minutes)"
-  rm -f "$stamp" "$dir"/.plugin-*.ok "$dir"/.plugin-*.failed
+  phase "building pulumi $PULUMI_VERSION and the Python language host with $go_version (a cold build downloads ~1.6 GB of modules and compiles for several minutes)"
+  rm -f "$stamp"
   work=$dir/build/cli
   stage=$dir/bin.new
   rm -rf "$stage"
@@ -256,7 +324,7 @@ build_core() {
   host_pkg=./cmd/pulumi-language-python
   host_note="minimal host (source embedded in scripts/pulumi-toolchain.sh) built against $PULUMI_SDK_MODULE@$PULUMI_VERSION"
   if [[ $langhost_mode == auto ]]; then
-    log "probing the upstream language host module $LANGHOST_MODULE@$LANGHOST_VERSION"
+    phase "probing the upstream language host module $LANGHOST_MODULE@$LANGHOST_VERSION"
     new_module "$dir/build/probe" local/langhost-probe \
       "-require=$LANGHOST_MODULE@$LANGHOST_VERSION" "-require=$PULUMI_PKG_MODULE@$PULUMI_VERSION" \
       "-require=$PULUMI_SDK_MODULE@$PULUMI_VERSION" "-replace=$CLIPBOARD_REPLACE"
@@ -285,11 +353,11 @@ build_core() {
     host_source >"$work/cmd/pulumi-language-python/main.go"
   fi
 
-  log "resolving modules (go mod tidy; log: $logs/cli.log)"
+  phase "resolving CLI modules (go mod tidy; log: $logs/cli.log)"
   if ! (cd "$work" && "$go_bin" mod tidy) >"$logs/cli.log" 2>&1; then
     die "go mod tidy failed for pulumi $PULUMI_VERSION: $(failure_summary "$logs/cli.log")"
   fi
-  log "compiling pulumi and pulumi-language-python (go build -p $jobs)"
+  phase "compiling pulumi and pulumi-language-python (go build -p $jobs)"
   if ! (cd "$work" && "$go_bin" build "${build_flags[@]}" \
     -ldflags "-s -w -X $PULUMI_VERSION_VAR=$PULUMI_VERSION" \
     -o "$stage/" "$PULUMI_CLI_PACKAGE" "$host_pkg") >>"$logs/cli.log" 2>&1; then
@@ -324,96 +392,103 @@ build_core() {
   } >>"$dir/.versions-core"
   write_versions
   printf '%s\n' "$recipe" >"$stamp"
-  log "pulumi $PULUMI_VERSION ready in $(elapsed "$start")s"
+  phase "pulumi $PULUMI_VERSION ready (built in $(elapsed "$start")s)"
 }
 
 plugin_failed() {
-  local name=$1 plugin_version=$2 module=$3 module_version=$4 start=$5 reason=$6
-  {
-    echo "$reason"
-    echo "plugin $name: FAILED pulumi-resource-$name $plugin_version ($module@$module_version) after $(elapsed "$start")s: $reason"
-  } >"$dir/.plugin-$name.failed"
-  log "warning: plugin pulumi-resource-$name $plugin_version was not built: $reason"
+  local start=$1 reason=$2
+  mkdir -p "$plugin_dir"
+  echo "plugin kubernetes: FAILED pulumi-resource-kubernetes $K8S_PLUGIN_VERSION ($K8S_PROVIDER_MODULE@$K8S_PROVIDER_VERSION) after $(elapsed "$start")s: $reason" >"$plugin_dir/VERSIONS"
+  printf '%s\n' "$reason" >"$plugin_dir/.failed"
+  log "warning: plugin pulumi-resource-kubernetes $K8S_PLUGIN_VERSION was not built: $reason"
 }
 
-# Builds one provider plugin into $bin. Every step is checked explicitly: a plugin failure is
-# recorded and reported, never fatal (the caller also guards against anything unexpected).
-build_plugin() {
-  local name=$1 spec plugin_version module module_version main_pkg version_var start work plog src
-  local reason=
-  for spec in "${PLUGINS[@]}"; do [[ ${spec%%|*} == "$name" ]] && break; done
-  IFS='|' read -r name plugin_version module module_version main_pkg version_var <<<"$spec"
-  start=$(date +%s)
-  work=$dir/build/plugin-$name
-  plog=$logs/plugin-$name.log
-  rm -f "$dir/.plugin-$name.ok" "$dir/.plugin-$name.failed"
-  log "building plugin pulumi-resource-$name $plugin_version ($module@$module_version; log: $plog)"
+# go step in directory $1, appended to the plugin log; on failure sets $reason and fails.
+plugin_step() {
+  local where=$1 what=$2
+  shift 2
+  if ! (cd "$where" && "$@") >>"$plog" 2>&1; then
+    reason="$what: $(failure_summary "$plog")"
+    return 1
+  fi
+}
 
-  local edits=("-require=$module@$module_version") build_pkg=$main_pkg
-  if [[ $name == kubernetes ]]; then edits+=("-require=$K8S_SDK_REQUIRE"); fi
-  if ! new_module "$work" "local/pulumi-resource-$name" "${edits[@]}" >"$plog" 2>&1; then
+# Builds the kubernetes provider plugin into $plugins. A failure is recorded and reported, never
+# fatal: the CLI is usable without it.
+build_plugin() {
+  local start work src helm_dir helm_version ldflags reason=
+  start=$(date +%s)
+  work=$dir/build/plugin-kubernetes
+  plog=$logs/plugin-kubernetes.log
+  : >"$plog"
+  rm -f "$plugin_dir/.complete" "$plugin_dir/.failed"
+  phase "building plugin pulumi-resource-kubernetes $K8S_PLUGIN_VERSION ($K8S_PROVIDER_MODULE@$K8S_PROVIDER_VERSION; log: $plog)"
+
+  # The upstream main package embeds schema-embed.json and terraform-mapping-embed.json, which its
+  # `go generate` step makes from tracked files (schema.json, terraform-mapping.json). The module
+  # cache is read-only, so the package is copied into the throwaway module (in the cache, never
+  # the repository) and generated there with VERSION set, as upstream's Makefile does.
+  if ! new_module "$work" local/pulumi-resource-kubernetes \
+    "-require=$K8S_PROVIDER_MODULE@$K8S_PROVIDER_VERSION" "-require=$K8S_SDK_REQUIRE" >>"$plog" 2>&1; then
     reason="cannot create the build module: $(failure_summary "$plog")"
-  elif [[ $name == kubernetes ]]; then
-    # The upstream main package embeds schema-embed.json and terraform-mapping-embed.json, which
-    # its `go generate` step makes from tracked files (schema.json, terraform-mapping.json). The
-    # module cache is read-only, so the package is copied into the throwaway module (in the
-    # cache, not the repository) and generated there with VERSION set as the Makefile does.
-    write_tools_go "$work/tools.go" "$module/pkg/provider" "$module/pkg/version"
-    build_pkg=./cmd/pulumi-resource-kubernetes
-    if ! (cd "$work" && "$go_bin" mod tidy) >>"$plog" 2>&1; then
-      reason="go mod tidy: $(failure_summary "$plog")"
-    elif ! src=$(cd "$work" && "$go_bin" list -m -f '{{.Dir}}' "$module" 2>>"$plog") || [[ -z $src ]]; then
-      reason="cannot locate $module in the module cache: $(failure_summary "$plog")"
-    elif ! { mkdir -p "$work/cmd" && cp -R "$src/cmd/pulumi-resource-kubernetes" "$work/cmd/" &&
-      chmod -R u+w "$work/cmd"; } >>"$plog" 2>&1; then
-      reason="cannot copy the upstream main package: $(failure_summary "$plog")"
-    elif ! (cd "$work/cmd/pulumi-resource-kubernetes" &&
-      VERSION=${plugin_version#v} "$go_bin" generate ./main.go) >>"$plog" 2>&1; then
-      reason="go generate: $(failure_summary "$plog")"
-    elif ! (cd "$work" && "$go_bin" mod tidy) >>"$plog" 2>&1; then
-      reason="go mod tidy: $(failure_summary "$plog")"
-    fi
   else
-    write_tools_go "$work/tools.go" "$main_pkg"
-    if ! (cd "$work" && "$go_bin" mod tidy) >>"$plog" 2>&1; then
-      reason="go mod tidy: $(failure_summary "$plog")"
+    write_tools_go "$work/tools.go" "$K8S_PROVIDER_MODULE/pkg/provider" "$K8S_PROVIDER_MODULE/pkg/version"
+    if plugin_step "$work" "go mod tidy" "$go_bin" mod tidy; then
+      phase "plugin modules resolved"
+      if ! src=$(cd "$work" && "$go_bin" list -m -f '{{.Dir}}' "$K8S_PROVIDER_MODULE" 2>>"$plog") || [[ -z $src ]]; then
+        reason="cannot locate $K8S_PROVIDER_MODULE in the module cache: $(failure_summary "$plog")"
+      elif ! { mkdir -p "$work/cmd" && cp -R "$src/cmd/pulumi-resource-kubernetes" "$work/cmd/" &&
+        chmod -R u+w "$work/cmd"; } >>"$plog" 2>&1; then
+        reason="cannot copy the upstream main package: $(failure_summary "$plog")"
+      elif plugin_step "$work/cmd/pulumi-resource-kubernetes" "go generate" \
+        env VERSION="${K8S_PLUGIN_VERSION#v}" "$go_bin" generate ./main.go; then
+        phase "plugin schema generated (go generate)"
+        plugin_step "$work" "go mod tidy" "$go_bin" mod tidy || true
+      fi
     fi
   fi
-  # Version stamping as upstream's goreleaser does it: -X <module>/pkg/version.Version={{.Tag}}.
-  if [[ -z $reason ]] && ! (cd "$work" && "$go_bin" build -p "$jobs" -trimpath -buildvcs=false \
-    -ldflags "-s -w -X $version_var=$plugin_version" \
-    -o "$work/pulumi-resource-$name" "$build_pkg") >>"$plog" 2>&1; then
-    reason="go build: $(failure_summary "$plog")"
+  if [[ -z $reason ]]; then
+    helm_dir=$(cd "$work" && "$go_bin" list -m -f '{{.Dir}}' "$HELM_MODULE" 2>>"$plog" || true)
+    helm_version=$(cd "$work" && "$go_bin" list -m -f '{{.Version}}' "$HELM_MODULE" 2>>"$plog" || true)
+    if [[ -z $helm_dir ]] || ! grep -Eqs '^[[:space:]]*k8sVersionMajor[[:space:]]*=' "$helm_dir/pkg/chartutil/"*.go ||
+      ! grep -Eqs '^[[:space:]]*k8sVersionMinor[[:space:]]*=' "$helm_dir/pkg/chartutil/"*.go; then
+      reason="$HELM_MODULE ${helm_version:-?} has no $HELM_CHARTUTIL.k8sVersionMajor/k8sVersionMinor: the Helm default Kubernetes version cannot be stamped"
+    fi
   fi
-  if [[ -z $reason ]] && ! { install -m 0755 "$work/pulumi-resource-$name" "$bin/.pulumi-resource-$name.tmp" &&
-    mv -f "$bin/.pulumi-resource-$name.tmp" "$bin/pulumi-resource-$name"; } 2>>"$plog"; then
-    reason="cannot install into $bin"
+  # Version stamping as upstream's goreleaser does it, plus Helm's default Kubernetes version.
+  ldflags="-s -w -X $K8S_VERSION_VAR=$K8S_PLUGIN_VERSION -X $HELM_CHARTUTIL.k8sVersionMajor=$HELM_KUBE_MAJOR -X $HELM_CHARTUTIL.k8sVersionMinor=$HELM_KUBE_MINOR"
+  if [[ -z $reason ]]; then
+    phase "compiling pulumi-resource-kubernetes (go build -p $jobs; helm $helm_version defaults to Kubernetes v$HELM_KUBE_MAJOR.$HELM_KUBE_MINOR.0)"
+    plugin_step "$work" "go build" "$go_bin" build -p "$jobs" -trimpath -buildvcs=false -ldflags "$ldflags" \
+      -o "$work/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes || true
+  fi
+  if [[ -z $reason ]] && ! { mkdir -p "$plugin_dir" && install -m 0755 "$work/pulumi-resource-kubernetes" "$plugin_file"; } 2>>"$plog"; then
+    reason="cannot install into $plugin_dir"
   fi
   if [[ -n $reason ]]; then
-    plugin_failed "$name" "$plugin_version" "$module" "$module_version" "$start" "$reason"
+    plugin_failed "$start" "$reason"
     return 0
   fi
-  {
-    echo "ok"
-    echo "plugin $name: pulumi-resource-$name $plugin_version from $module@$module_version, -X $version_var=$plugin_version, built in $(elapsed "$start")s"
-  } >"$dir/.plugin-$name.ok"
-  log "plugin pulumi-resource-$name $plugin_version ready in $(elapsed "$start")s"
+  echo "plugin kubernetes: plugins/kubernetes-$plugin_recipe/pulumi-resource-kubernetes $K8S_PLUGIN_VERSION from $K8S_PROVIDER_MODULE@$K8S_PROVIDER_VERSION + $K8S_SDK_REQUIRE, $HELM_MODULE@$helm_version, -ldflags \"$ldflags\", built in $(elapsed "$start")s" >"$plugin_dir/VERSIONS"
+  printf '%s\n' "$plugin_recipe" >"$plugin_dir/.complete"
+  phase "plugin pulumi-resource-kubernetes $K8S_PLUGIN_VERSION ready (built in $(elapsed "$start")s)"
 }
 
 if ((rebuild)) || ! core_complete; then
   build_core
 else
-  log "pulumi $PULUMI_VERSION already built in $bin"
+  phase "pulumi $PULUMI_VERSION already built in $bin"
   [[ -f $dir/.versions-core ]] || versions_header
 fi
-attempted=0
-for name in $(pending_plugins); do
-  attempted=1
-  if ! build_plugin "$name"; then
-    plugin_failed "$name" "?" "?" "?" "$(date +%s)" "unexpected error in the build script (see $logs/plugin-$name.log)"
+if plugin_pending; then
+  if ! build_plugin; then
+    plugin_failed "$(date +%s)" "unexpected error in the build script (see $logs/plugin-kubernetes.log)"
   fi
-done
+else
+  warn_failed_plugins
+fi
 write_versions
-# Failures of this run were reported as they happened; repeat older ones.
-((attempted)) || warn_failed_plugins
+if ((install_plugins)) && plugin_complete; then
+  install_plugin "$bin/pulumi" "$plugin_file"
+fi
 printf '%s\n' "$bin"

@@ -8,10 +8,7 @@ from config import read_stack_config, read_stack_secrets
 config = pulumi.Config()
 stack_config = read_stack_config(config)
 secrets = read_stack_secrets(config, stack_config)
-# With localRender set, Kubernetes manifests are rendered offline by tools.render (see README).
-platform = Platform(
-    "platform", PlatformArgs(config=stack_config, secrets=secrets, kubernetes=stack_config.local_render is None)
-)
+platform = Platform("platform", PlatformArgs(config=stack_config, secrets=secrets))
 
 pulumi.export("managementApiEndpoint", platform.management.api_endpoint)
 pulumi.export("controlPlanes", platform.management.control_planes)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import pulumi
@@ -26,8 +28,12 @@ import yaml
 
 from config.versions import ChartRef
 
+if TYPE_CHECKING:
+    from config import StackConfig
+
 __all__ = [
     "PSA_PRIVILEGED_LABELS",
+    "ChartInstall",
     "TopLevelCustomResource",
     "child_opts",
     "cluster_provider",
@@ -137,6 +143,39 @@ class TopLevelCustomResource(pulumi.CustomResource):
         super().__init__(f"kubernetes:{api_version}:{kind}", resource_name, props, opts)
 
 
+@dataclass(frozen=True)
+class ChartInstall:
+    """How one cluster's charts are installed: templated or as Helm releases, and from where."""
+
+    template: bool = False
+    """``helm.v4.Chart``: templated, every object a Pulumi resource applied with server-side apply, hooks
+    not run (render mode always templates). False: ``helm.v3.Release`` (Helm runs hooks and waits)."""
+    directory: str | None = None
+    """Root of unpacked charts (``<chart>-<version>/``) used instead of the charts' repositories."""
+    skip_await: bool = False
+    """Apply every chart's objects without waiting for them to become ready."""
+
+    @classmethod
+    def from_stack(cls, cfg: StackConfig) -> ChartInstall:
+        """The stack's ``charts`` key, ``localRender`` and ``managementCluster.awaitReadiness``."""
+        rendering = cfg.local_render is not None
+        return cls(
+            template=rendering or cfg.charts.installer == "chart",
+            directory=cfg.charts.directory if cfg.charts.source == "directory" else None,
+            skip_await=not cfg.management_cluster.await_readiness,
+        )
+
+    def chart_path(self, chart: ChartRef) -> str | None:
+        """The local directory of ``chart``, or None when it comes from its repository."""
+        if self.directory is None:
+            return None
+        path = Path(self.directory) / f"{chart.chart}-{chart.version}"
+        if not (path / "Chart.yaml").is_file():
+            # preflight (charts.directory) checks the charts it knows the stack installs; this is the backstop
+            raise ValueError(f"charts.directory: no unpacked chart {chart.chart} {chart.version} at {path}")
+        return str(path)
+
+
 def install_chart(
     resource_name: str,
     *,
@@ -144,45 +183,47 @@ def install_chart(
     release_name: str,
     namespace: str,
     values: pulumi.Input[Mapping[str, Any]],
-    render: bool,
+    install: ChartInstall,
     opts: pulumi.ResourceOptions,
     timeout_seconds: int = 900,
     skip_await: bool = False,
 ) -> pulumi.Resource:
-    """Install ``chart`` as ``release_name`` in an existing ``namespace``.
+    """Install ``chart`` as ``release_name`` in an existing ``namespace``, as ``install`` says.
 
-    ``render=False``: a ``helm.v3.Release`` (one resource, real Helm semantics, waits for readiness and
-    for jobs, cleans up on a failed install). ``render=True``: a ``helm.v4.Chart`` whose children are
-    written to the provider's render directory; Helm hooks are not run in that mode, so nothing here
-    relies on hooks. Both forms are valid ``depends_on`` targets: a Release is one custom resource and
-    a Chart is a remote component whose construction waits for all of its children. ``skip_await``
-    is for charts whose pods cannot become ready yet (e.g. Cilium before Kube-OVN gives pods an IP).
+    A ``helm.v3.Release`` is one resource with real Helm semantics (waits for readiness and for jobs,
+    cleans up on a failed install); a ``helm.v4.Chart`` templates the chart (Helm hooks are not run, so
+    nothing here relies on hooks) and its children are applied, or written to the provider's render
+    directory. Both are valid ``depends_on`` targets: a Release is one custom resource and a Chart is a
+    remote component whose construction waits for all of its children. ``skip_await`` is for charts
+    whose pods cannot become ready yet (e.g. Cilium before Kube-OVN gives pods an IP).
     """
     require_dns_label(release_name, "release name")
-    if render:
+    local = install.chart_path(chart)
+    no_wait = skip_await or install.skip_await
+    if install.template:
         return kubernetes.helm.v4.Chart(
             resource_name,
-            chart=chart.oci_reference if chart.is_oci else chart.chart,
-            version=chart.version,
-            repository_opts=None if chart.is_oci else kubernetes.helm.v4.RepositoryOptsArgs(repo=chart.repo),
+            chart=local or (chart.oci_reference if chart.is_oci else chart.chart),
+            version=None if local else chart.version,
+            repository_opts=None if local or chart.is_oci else kubernetes.helm.v4.RepositoryOptsArgs(repo=chart.repo),
             name=release_name,
             namespace=namespace,
             values=values,
-            skip_await=skip_await or None,
+            skip_await=no_wait or None,
             opts=opts,
         )
     return kubernetes.helm.v3.Release(
         resource_name,
-        chart=chart.oci_reference if chart.is_oci else chart.chart,
-        version=chart.version,
-        repository_opts=None if chart.is_oci else kubernetes.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+        chart=local or (chart.oci_reference if chart.is_oci else chart.chart),
+        version=None if local else chart.version,
+        repository_opts=None if local or chart.is_oci else kubernetes.helm.v3.RepositoryOptsArgs(repo=chart.repo),
         name=release_name,
         namespace=namespace,
         create_namespace=False,
         values=values,
         cleanup_on_fail=True,
-        skip_await=skip_await,
-        wait_for_jobs=not skip_await,
+        skip_await=no_wait,
+        wait_for_jobs=not no_wait,
         timeout=timeout_seconds,
         max_history=10,
         opts=opts,
@@ -270,25 +311,26 @@ def cluster_provider(
     Exactly one of ``kubeconfig`` and ``render_dir`` must be given; ValueError otherwise.
     """
     identifier = require_plain_identifier(cluster_identifier)
+    # Each branch tests its own argument, so the type checker sees it is not None there.
     if (kubeconfig is None) == (render_dir is None):
         raise ValueError(
             f"{resource_name}: give exactly one of kubeconfig (apply to a cluster) or render_dir (render manifests)"
         )
-    if render_dir is not None:
-        if not render_dir.strip() or "\0" in render_dir:
-            raise ValueError(f"{resource_name}: render_dir must be a directory path")
+    if kubeconfig is not None:
         return kubernetes.Provider(
             resource_name,
             cluster_identifier=identifier,
-            kubeconfig="",
-            render_yaml_to_directory=render_dir,
+            kubeconfig=pulumi.Output.secret(kubeconfig),
             enable_server_side_apply=True,
             opts=opts,
         )
+    if render_dir is None or not render_dir.strip() or "\0" in render_dir:
+        raise ValueError(f"{resource_name}: render_dir must be a directory path")
     return kubernetes.Provider(
         resource_name,
         cluster_identifier=identifier,
-        kubeconfig=pulumi.Output.secret(kubeconfig),
+        kubeconfig="",
+        render_yaml_to_directory=render_dir,
         enable_server_side_apply=True,
         opts=opts,
     )

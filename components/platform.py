@@ -16,7 +16,9 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as kubernetes
+from pulumi.runtime import rpc
 
+from components.k8s import ChartInstall
 from components.management.cluster import ManagementCluster, ManagementClusterArgs
 from components.proxmox.cluster import ProxmoxCluster, ProxmoxClusterArgs
 from components.services.cluster_api import ClusterApi, ClusterApiArgs
@@ -25,7 +27,7 @@ from components.services.kamaji import EtcdDataStore, Kamaji, KamajiArgs, MetalL
 from components.services.network import ClusterNetwork, ClusterNetworkArgs
 from components.tenants.tenant import CapmoxCredentials, Tenant, TenantArgs
 from config import StackConfig, StackSecrets
-from config.versions import Versions, resolve_versions
+from config.versions import Versions
 
 
 @dataclass(frozen=True)
@@ -36,18 +38,79 @@ class PlatformArgs:
     """The validated stack configuration (plain values)."""
     secrets: StackSecrets
     """The stack's secret config values, as secret Outputs."""
-    kubernetes: bool = True
-    """Build the Kubernetes side (provider and platform services). The program turns it off when
-    ``localRender`` is set: the local stack renders manifests with ``tools.render`` instead, because the
-    kubernetes plugin cannot be built offline."""
 
 
-def platform_versions(cfg: StackConfig) -> Versions:
-    """The chart and image pins for this stack: defaults in code, overridden by the ``versions`` key."""
-    overrides = cfg.versions.model_dump(by_alias=True, exclude={"kubernetes", "vm_template"})
-    overrides.pop("vmTemplate", None)
-    overrides.pop("kubernetes", None)
-    return resolve_versions(overrides)
+SKIP_AWAIT_KINDS: frozenset[str] = frozenset(
+    {
+        "apps/v1:Deployment",
+        "apps/v1:DaemonSet",
+        "apps/v1:StatefulSet",
+        "apps/v1:ReplicaSet",
+        "batch/v1:Job",
+        "core/v1:Pod",
+        "core/v1:Service",
+        "core/v1:PersistentVolumeClaim",
+        "core/v1:ReplicationController",
+        "networking.k8s.io/v1:Ingress",
+    }
+)
+"""Kinds whose readiness the kubernetes provider awaits (workloads and what waits on them)."""
+
+AWAIT_ANNOTATION = "pulumi.com/waitFor"
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+
+
+async def _is_empty_map(value: Any) -> bool:
+    """Whether a property value is ``{}``, looking through the secret the engine may have wrapped it in."""
+    if isinstance(value, pulumi.Output):
+        if not await value.is_known():
+            return False
+        value = await value.future()
+    if rpc.is_rpc_secret(value):
+        value = rpc.unwrap_rpc_secret(value)
+    return isinstance(value, dict) and not value
+
+
+async def drop_empty_data(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """Remove an empty ``data``/``stringData`` map from a Secret or ConfigMap (charts declare ``data: {}``
+    for a Secret another controller fills, e.g. kamaji-etcd's cert-manager certificates).
+
+    The API server stores no empty map, and the kubernetes provider replaces a Secret or ConfigMap on
+    any ``data`` difference: without this, every ``up`` after the first would replace those objects.
+    An empty map and no map are the same object. A chart's Secret reaches the transform with its data
+    marked secret (an Output), hence async.
+    """
+    if not args.custom or args.type_ not in ("kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap"):
+        return None
+    empty = [key for key in ("data", "stringData", "binaryData") if await _is_empty_map(args.props.get(key))]
+    if not empty:
+        return None
+    props: dict[str, Any] = {k: v for k, v in args.props.items() if k not in empty}
+    return pulumi.ResourceTransformResult(props=props, opts=args.opts)
+
+
+def skip_workload_await(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """Apply an object without waiting for it: ``pulumi.com/skipAwait``, and no ``pulumi.com/waitFor``.
+
+    Installed by Platform when ``managementCluster.awaitReadiness`` is false. It covers the workload
+    kinds the provider awaits and every object the program itself asks to wait for (a CAPI provider
+    installed, a DataStore ready, a control plane initialized): with nothing reconciling them those
+    waits could only time out. A Namespace or CRD is still awaited (its deletion must finish before
+    what depends on it goes).
+    """
+    if not args.custom or not args.type_.startswith("kubernetes:"):
+        return None
+    props: dict[str, Any] = dict(args.props)
+    metadata: dict[str, Any] = dict(props.get("metadata") or {})
+    annotations = dict(metadata.get("annotations") or {})
+    kind = args.type_.removeprefix("kubernetes:")
+    if kind not in SKIP_AWAIT_KINDS and AWAIT_ANNOTATION not in annotations:
+        return None
+    annotations.pop(AWAIT_ANNOTATION, None)
+    annotations[SKIP_AWAIT_ANNOTATION] = "true"
+    metadata["annotations"] = annotations
+    props["metadata"] = metadata
+    return pulumi.ResourceTransformResult(props=props, opts=args.opts)
 
 
 def csi_storage_classes(cfg: StackConfig) -> list[CsiStorageClass]:
@@ -114,8 +177,8 @@ class Platform(pulumi.ComponentResource):
         super().__init__("platform:index:Platform", name, None, opts)
         cfg, secrets = args.config, args.secrets
         child = pulumi.ResourceOptions(parent=self)
-        render = cfg.local_render is not None
-        versions = platform_versions(cfg)
+        versions = cfg.resolved_versions()
+        charts = ChartInstall.from_stack(cfg)
         self.tenants = {}
 
         self.proxmox = ProxmoxCluster(
@@ -144,11 +207,13 @@ class Platform(pulumi.ComponentResource):
                 pool=self.proxmox.pool_ids["platform"],
                 security_groups=self.proxmox.security_group_names,
             )
-        if not args.kubernetes:
-            mc_args = dataclasses.replace(mc_args, kubernetes=False)
         self.management = ManagementCluster(f"{name}-mgmt", mc_args, child)
         if self.management.provider is not None:
-            self._services(name, cfg, secrets, self.management.provider, render, versions)
+            transforms: list[pulumi.ResourceTransform] = [drop_empty_data]
+            if not cfg.management_cluster.await_readiness:
+                transforms.append(skip_workload_await)
+            services = pulumi.ResourceOptions(parent=self, transforms=transforms)
+            self._services(name, cfg, secrets, self.management.provider, services, charts, versions)
 
         readable = {t: tenant.kubeconfig for t, tenant in self.tenants.items() if tenant.kubeconfig is not None}
         names = list(readable)
@@ -170,10 +235,10 @@ class Platform(pulumi.ComponentResource):
         cfg: StackConfig,
         secrets: StackSecrets,
         k8s: kubernetes.Provider,
-        render: bool,
+        child: pulumi.ResourceOptions,
+        charts: ChartInstall,
         versions: Versions,
     ) -> None:
-        child = pulumi.ResourceOptions(parent=self)
         mc = cfg.management_cluster
         ready: list[pulumi.Resource] = []
 
@@ -190,7 +255,7 @@ class Platform(pulumi.ComponentResource):
                     join_cidr=str(mc.join_cidr),
                     kube_proxy_replacement=mc.kube_proxy_replacement,
                     versions=versions,
-                    render=render,
+                    charts=charts,
                 ),
                 child,
             )
@@ -211,7 +276,7 @@ class Platform(pulumi.ComponentResource):
                     tls_insecure=not cfg.proxmox.verify_tls,
                     proxmox_ca_bundle=ca_bundle_pem(cfg.proxmox.ca_bundle),
                     versions=versions,
-                    render=render,
+                    charts=charts,
                     depends_on=list(ready),
                 ),
                 child,
@@ -227,7 +292,7 @@ class Platform(pulumi.ComponentResource):
                 proxmox_ca_bundle=ca_bundle_pem(cfg.proxmox.ca_bundle),
                 tls_insecure=not cfg.proxmox.verify_tls,
                 versions=versions,
-                render=render,
+                charts=charts,
                 depends_on=list(ready),
             ),
             child,
@@ -242,7 +307,7 @@ class Platform(pulumi.ComponentResource):
                 replicas=cfg.kamaji.replicas,
                 load_balancer=MetalLbConfig(addresses=[f"{lb.ip_range.start}-{lb.ip_range.end}"]) if lb else None,
                 versions=versions,
-                render=render,
+                charts=charts,
                 depends_on=[*ready, *([self.csi] if self.csi else [])],
             ),
             child,

@@ -56,6 +56,7 @@ class WorkerSpec(_VmSize):
 
 
 _VM_ONLY_MANAGEMENT_KEYS: Final[tuple[str, ...]] = (
+    "bootstrap",
     "control_planes",
     "workers",
     "template",
@@ -73,6 +74,13 @@ class ManagementClusterConfig(ConfigModel):
 
     external: bool = False
     """Bring your own cluster: its kubeconfig is the secret config key managementKubeconfig."""
+    bootstrap: Literal["kubeadm", "external"] = "kubeadm"
+    """With VMs built here: kubeadm (the program bootstraps Kubernetes over SSH, secret sshPrivateKey) or
+    external (something else bootstraps the VMs, e.g. the image or your tooling, and its admin kubeconfig
+    is the secret managementKubeconfig)."""
+    await_readiness: bool = True
+    """Wait for workloads (Deployments, DaemonSets, Jobs, Services, claims) to become ready when applying;
+    false applies and moves on (a cluster where nothing runs pods yet, or one a GitOps controller owns)."""
     control_planes: ControlPlaneSpec = ControlPlaneSpec()
     """Control-plane VMs."""
     workers: WorkerSpec = WorkerSpec()
@@ -131,7 +139,7 @@ def check_management_cluster(
         return
     inventory.check_template_ref(out, "managementCluster.template", mc.template)
     inventory.check_node_refs(out, "managementCluster.nodes", mc.nodes)
-    if not mc.ssh_public_keys:
+    if mc.bootstrap == "kubeadm" and not mc.ssh_public_keys:
         out.add(
             "managementCluster.sshPublicKeys",
             "needs at least one key for the kubeadm bootstrap over SSH (private key: secret sshPrivateKey)",

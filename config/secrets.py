@@ -4,8 +4,9 @@ Secrets are never part of ``StackConfig``. They are separate Pulumi config keys 
 namespace, set with ``pulumi config set --secret <key> <value>``:
 
 * ``proxmoxTokenSecret`` (always): the UUID secret of ``proxmox.tokenId``;
-* ``managementKubeconfig`` (when ``managementCluster.external`` is true);
-* ``sshPrivateKey`` (when the program builds the management cluster: kubeadm over SSH);
+* ``managementKubeconfig`` (when ``managementCluster.external`` is true, or its VMs are bootstrapped
+  elsewhere: ``managementCluster.bootstrap: external``);
+* ``sshPrivateKey`` (when the program bootstraps the management cluster: kubeadm over SSH);
 * ``csiEncryptionPassphrase`` (when a storage class has ``encrypted: true``);
 * ``kamajiDatastorePassword`` (when the Kamaji DataStore is PostgreSQL).
 """
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 
 SECRET_KEYS: Final[Mapping[str, str]] = {
     "proxmoxTokenSecret": "UUID secret of proxmox.tokenId",
-    "managementKubeconfig": "kubeconfig of the existing management cluster (managementCluster.external)",
+    "managementKubeconfig": "admin kubeconfig of the management cluster (managementCluster.external, or "
+    "managementCluster.bootstrap: external)",
     "sshPrivateKey": "private key matching managementCluster.sshPublicKeys (kubeadm bootstrap over SSH)",
     "csiEncryptionPassphrase": "LUKS passphrase for storage classes with encrypted: true",
     "kamajiDatastorePassword": "password of kamaji.datastore.username (kamaji.datastore.driver: postgresql)",
@@ -34,10 +36,12 @@ SECRET_KEYS: Final[Mapping[str, str]] = {
 def required_secret_keys(cfg: StackConfig) -> tuple[str, ...]:
     """The secret config keys this configuration needs (see ``SECRET_KEYS``)."""
     keys = ["proxmoxTokenSecret"]
-    if cfg.management_cluster.external:
+    mc = cfg.management_cluster
+    rendering = cfg.local_render is not None
+    if mc.external or (mc.bootstrap == "external" and not rendering):
         keys.append("managementKubeconfig")
-    elif cfg.local_render is None:
-        # Rendering (the local stack) skips the kubeadm bootstrap, so no SSH key is needed.
+    elif not rendering:
+        # Rendering applies nothing and runs no bootstrap: neither a kubeconfig nor an SSH key is needed.
         keys.append("sshPrivateKey")
     if any(sc.encrypted for sc in cfg.storage):
         keys.append("csiEncryptionPassphrase")

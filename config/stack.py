@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final
 from pydantic import Field, StringConstraints, ValidationError
 
 from config.base import ConfigModel, ConfigProblem, Problems, TemplateName, VmidRange
+from config.charts import ChartsConfig, check_charts
 from config.cluster_api import (
     ClusterApiConfig,
     KamajiConfig,
@@ -40,7 +41,7 @@ from config.proxmox import (
 )
 from config.storage import CSI_CONTROLLER_VMID, StorageClassConfig, check_storage, find_storage_class
 from config.tenants import TenantConfig, WorkerPoolConfig, check_tenants
-from config.versions import VersionsConfig
+from config.versions import ChartRef, Versions, VersionsConfig, resolve_versions
 
 DOMAIN_KEYS: Final[tuple[str, ...]] = (
     "proxmox",
@@ -54,6 +55,7 @@ DOMAIN_KEYS: Final[tuple[str, ...]] = (
     "tenants",
     "operations",
     "versions",
+    "charts",
 )
 """Structured Pulumi config keys read with ``Config.get_object`` (``localRender`` is a plain string)."""
 
@@ -83,6 +85,8 @@ class StackConfig(ConfigModel):
     """Operations tooling."""
     versions: VersionsConfig = VersionsConfig()
     """The promotable version set."""
+    charts: ChartsConfig = ChartsConfig()
+    """Where the pinned Helm charts come from and how they are installed."""
     local_render: Annotated[str, StringConstraints(min_length=1, pattern=r"^[^\x00\n]+$")] | None = None
     """Render Kubernetes manifests to this directory instead of applying them (the local stack)."""
 
@@ -121,6 +125,26 @@ class StackConfig(ConfigModel):
     def tenant_kubernetes_version(self, tenant: TenantConfig) -> str:
         """The Kubernetes version a tenant runs."""
         return tenant.kubernetes_version or self.versions.kubernetes
+
+    def resolved_versions(self) -> Versions:
+        """The chart and image pins for this stack: the defaults in code, overridden by ``versions``."""
+        overrides = self.versions.model_dump(by_alias=True)
+        overrides.pop("vmTemplate", None)
+        overrides.pop("kubernetes", None)
+        return resolve_versions(overrides)
+
+    def installed_charts(self) -> list[ChartRef]:
+        """Every chart the platform installs for this configuration (``components/platform.py`` decides the
+        same way: a cluster brought in keeps its CNI, CSI comes with storage, MetalLB with a pool)."""
+        v = self.resolved_versions()
+        charts = [v.cert_manager, v.capi_operator, v.kamaji]
+        if not self.management_cluster.external:
+            charts += [v.cilium, v.kube_ovn]
+        if self.storage:
+            charts.append(v.proxmox_csi)
+        if self.kamaji.load_balancer is not None:
+            charts.append(v.metallb)
+        return charts
 
 
 def preflight(cfg: StackConfig) -> list[ConfigProblem]:
@@ -161,6 +185,7 @@ def preflight(cfg: StackConfig) -> list[ConfigProblem]:
         tenants=[TenantVersion(i, t.name, t.kubernetes_version) for i, t in enumerate(cfg.tenants)],
         out=out,
     )
+    check_charts(cfg.charts, cfg.installed_charts(), out)
     return out.items
 
 

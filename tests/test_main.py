@@ -13,11 +13,16 @@ import yaml
 
 from tests.config.support import apply, good
 from tests.config.test_stack import ALL_CASES as CASES
+from tests.support.kube import LOCAL_KUBECONFIG
 from tests.support.paths import REPO
 from tools.recording import Recording, record
 
 PROJECT = "proxmox-k8s-platform"
-SECRETS = {"proxmoxTokenSecret": "3f0a1f52-0000-4000-8000-000000000000", "sshPrivateKey": "-----BEGIN KEY-----"}
+SECRETS = {
+    "proxmoxTokenSecret": "3f0a1f52-0000-4000-8000-000000000000",
+    "sshPrivateKey": "-----BEGIN KEY-----",
+    "managementKubeconfig": LOCAL_KUBECONFIG,
+}
 
 
 def run_program(domains: dict[str, Any]) -> tuple[Recording, BaseException | None]:
@@ -49,8 +54,17 @@ def test_the_local_stack_config_builds_the_platform(tmp_path: Path, monkeypatch:
     assert failure is None
     vms = [r for r in recording.registrations if "template_tags" in r.inputs and "vmid_range" in r.inputs]
     assert sorted(r.inputs["name"] for r in vms) == ["mgmt-cp-1", "mgmt-worker-1", "mgmt-worker-2"]
-    # localRender: the Kubernetes side is rendered by tools.render, not registered with the engine.
-    assert not [r for r in recording.registrations if r.type.startswith(("kubernetes:", "pulumi:providers:kube"))]
+    # bootstrap: external: the Kubernetes side goes to the cluster of managementKubeconfig, through one provider.
+    providers = [r for r in recording.registrations if r.type == "pulumi:providers:kubernetes"]
+    assert len(providers) == 1
+    kinds = {r.type for r in recording.registrations if r.type.startswith("kubernetes:")}
+    assert {"kubernetes:helm.sh/v4:Chart", "kubernetes:core/v1:Namespace"} <= kinds
+    assert "kubernetes:helm.sh/v3:Release" not in kinds  # charts.installer: chart
+    # awaitReadiness: false, and nothing in the platform waits for a condition no controller sets.
+    awaited = [r.name for r in recording.registrations if "pulumi.com/waitFor" in json.dumps(r.inputs)]
+    assert awaited == []
+    # No kubeadm over SSH: the program creates the VMs, the kubeconfig comes from the secret.
+    assert not [r for r in recording.registrations if r.type.startswith("command:")]
 
 
 @pytest.mark.parametrize(("changes", "paths", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

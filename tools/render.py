@@ -1,165 +1,212 @@
-"""Render the Kubernetes side of a stack to YAML files, without a cluster and without the kubernetes plugin.
+"""Render the Kubernetes side of any stack to YAML, through the real engine, touching nothing real.
 
-    python -m tools.render --stack local            # writes to the stack's localRender directory
+    python -m tools.render --stack dev                 # writes rendered/dev/
+    python -m tools.render --stack prod --out /tmp/prod
 
-The program's own components run under Pulumi mocks with the stack's configuration; every Kubernetes
-object they register is written as a manifest, and every Helm chart as a descriptor (chart, version,
-repository, namespace and values). This is the local stack's render path: the Pulumi kubernetes plugin
-cannot be built offline here, so ``pulumi up`` on that stack creates the Proxmox side and this command
-writes what would be applied to the management cluster.
+The whole program runs through the real ``pulumi`` CLI in a scratch workspace (``tools.scratch``: its
+own file backend and PULUMI_HOME, a copy of the program): its Proxmox side against a ``fakepve``
+simulator seeded with the stack's nodes, storages, templates and token (``tools.simulator.seed_stack``),
+its Kubernetes side with the kubernetes provider's render mode (``localRender``), so every chart is
+templated by the provider's own Helm with the program's values. The stack's real Proxmox, cluster and
+state are never contacted, and a render never depends on a bootstrap command having run (render mode
+runs none). Helm's ``lookup`` (Kube-OVN uses it) and the provider's discovery of custom-resource scopes
+need an API server even in render mode: an empty local one (``tools.kube_api``, with the reference CRDs
+when they are beside the checkout) answers them, so lookups find nothing, as for a new cluster.
 
-Secrets are never written: a value that is a Pulumi secret appears as ``<redacted: secret>``.
+Charts come from the unpacked pinned copies beside the checkout (``../shared/charts``, or
+``--charts DIR``) when present; otherwise from the stack's own ``charts`` setting (the repositories
+need network access).
+
+Secrets: the stack's ``secure:`` values are never read (their passphrase is not needed); the scratch
+stack gets placeholders, and the simulator mints the controller tokens. The provider writes secret
+values in plaintext, so every Secret's values are replaced by ``<redacted: secret>`` and every known
+placeholder or token value is removed from every file; the run fails if one is left.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
+import base64
+import secrets as pysecrets
 import shutil
+import sys
+import tempfile
+import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import yaml
-from pulumi.runtime import rpc
-from pulumi.runtime.mocks import MockResourceArgs
 
-from providers.proxmox.wire import plain_numbers
-from tools.recording import CHART, RELEASE, Recording, RecordingMocks, RecordingMonitor
+from config import load_stack_config, required_secret_keys
+from tools.kube_api import LocalKubeApi, crds_dir, preload_crds
+from tools.scratch import REPO, Cli, CliError, cli_env, copy_project, reap, toolchain_bin
+from tools.simulator import ServedSimulator, seed_stack
+from tools.stack_file import read_stack_file
 
-PROJECT = "proxmox-k8s-platform"
 REDACTED = "<redacted: secret>"
-DYNAMIC = "pulumi-python:dynamic:Resource"
+SHARED_CHARTS = REPO.parent / "shared" / "charts"
+"""The pinned upstream charts, unpacked, kept beside the checkout (absent on a plain clone)."""
 
 
-def redact(value: Any) -> Any:
-    """The value with every Pulumi secret replaced by a marker."""
-    if rpc.is_rpc_secret(value):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return plain_numbers(value)
+@dataclass
+class RenderReport:
+    """What one render wrote."""
+
+    out: Path
+    kinds: Counter[str]
+    files: int
+    phases: list[tuple[str, float]]
+    charts_from: str
 
 
-class RenderMocks(RecordingMocks):
-    """Echo inputs; give dynamic Proxmox resources the outputs later components read."""
-
-    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        """Echo inputs, adding placeholder token outputs (the real ones exist only after ``pulumi up``)."""
-        rid, state = super().new_resource(args)
-        if args.typ == DYNAMIC and "tokenid" in state and "userid" in state:
-            state.setdefault("full_tokenid", f"{state['userid']}!{state['tokenid']}")
-            state.setdefault("value", REDACTED)
-        return rid, state
+def log(message: str) -> None:
+    """Progress on stderr, so stdout stays the report."""
+    print(f"render: {message}", file=sys.stderr, flush=True)
 
 
-def stack_config(stack: str, root: Path) -> tuple[dict[str, str], list[str]]:
-    """The stack's config as the engine passes it to a program (secrets as placeholders), and the secret keys."""
-    path = root / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        raise SystemExit(
-            f"no stack file {path.name}: known stacks are {sorted(p.stem[7:] for p in root.glob('Pulumi.*.yaml'))}"
-        )
-    data = yaml.safe_load(path.read_text()) or {}
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in (data.get("config") or {}).items():
-        full = key if ":" in key else f"{PROJECT}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full] = REDACTED
-            secret_keys.append(full)
-        else:
-            config[full] = value if isinstance(value, str) else json.dumps(value)
-    return config, secret_keys
+@contextmanager
+def phase(phases: list[tuple[str, float]], name: str) -> Iterator[None]:
+    """Time one phase and say when it starts and how long it took."""
+    log(f"{name} ...")
+    start = time.monotonic()
+    yield
+    took = time.monotonic() - start
+    phases.append((name, took))
+    log(f"{name}: {took:.1f}s")
 
 
-def record_stack(stack: str, root: Path) -> Recording:
-    """Run the program's Platform under mocks with the stack's config and record what it registers."""
-    import asyncio
+def _documents(path: Path) -> list[Any]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
 
-    from components.platform import Platform, PlatformArgs
-    from config import read_stack_config, read_stack_secrets
 
-    config, secret_keys = stack_config(stack, root)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    mocks = RenderMocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(config, secret_keys)
+def redact_secret(document: dict[str, Any]) -> dict[str, Any]:
+    """A Secret with every value replaced by the marker; its keys stay, so the shape is reviewable."""
+    keys = sorted({*(document.get("data") or {}), *(document.get("stringData") or {})})
+    redacted = {k: v for k, v in document.items() if k not in ("data", "stringData")}
+    if keys:
+        redacted["stringData"] = dict.fromkeys(keys, REDACTED)
+    return redacted
+
+
+def scrub(root: Path, known: Iterable[str]) -> list[str]:
+    """Redact every rendered file under ``root`` in place; return the files that still hold a known value."""
+    values = sorted({v for v in known if len(v) >= 6}, key=len, reverse=True)
+    encoded = [base64.b64encode(v.encode()).decode() for v in values]
+    leaks = []
+    for path in sorted(root.rglob("*.yaml")):
+        documents = _documents(path)
+        out = [redact_secret(d) if isinstance(d, dict) and d.get("kind") == "Secret" else d for d in documents]
+        text = yaml.safe_dump_all(out, sort_keys=False)
+        for value in values:
+            text = text.replace(value, REDACTED)
+        path.write_text(text)
+        if any(v in text for v in (*values, *encoded)):
+            leaks.append(str(path.relative_to(root)))
+    return leaks
+
+
+def kinds(root: Path) -> Counter[str]:
+    """Objects per kind under ``root``."""
+    found: Counter[str] = Counter()
+    for path in root.rglob("*.yaml"):
+        for document in _documents(path):
+            if isinstance(document, dict) and "kind" in document:
+                found[str(document["kind"])] += 1
+    return found
+
+
+def render_stack(stack: str, out: Path, charts_dir: Path | None, scratch: Path) -> RenderReport:
+    """Run ``stack``'s program in render mode in ``scratch`` and write the scrubbed manifests to ``out``."""
+    phases: list[tuple[str, float]] = []
+    sf = read_stack_file(stack)
+    raw = sf.raw_config()
+    raw.pop("localRender", None)
+    charts_from = "the stack's charts setting"
+    if charts_dir is not None:
+        raw["charts"] = {"source": "directory", "directory": str(charts_dir.resolve()), "installer": "chart"}
+        charts_from = str(charts_dir)
+    rendered = scratch / "rendered"
+    raw["localRender"] = str(rendered)
+    cfg = load_stack_config(raw)  # the stack's own preflight, before anything runs
+
+    with phase(phases, "toolchain (pulumi CLI and kubernetes plugin)"):
+        bin_dir = toolchain_bin(scratch / "home")
+    token_secret = str(pysecrets.token_hex(16))
+    placeholders = {key: f"render-placeholder-{key}-{pysecrets.token_hex(8)}" for key in sf.secure}
+    placeholders |= {
+        key: f"render-placeholder-{key}-{pysecrets.token_hex(8)}"
+        for key in required_secret_keys(cfg)
+        if key not in placeholders
+    }
+    placeholders["proxmoxTokenSecret"] = token_secret
+    with phase(phases, f"simulator seeded with {stack}'s nodes, storages and templates"):
+        sim = ServedSimulator(str(scratch))
+        seed_stack(sim.pve, cfg, cfg.proxmox.token_id, token_secret)
+    kube = LocalKubeApi(scratch / "kube", progress=log)
     try:
-
-        @pulumi.runtime.test  # type: ignore[untyped-decorator]
-        def program() -> None:
-            cfg = read_stack_config(pulumi.Config())
-            Platform("platform", PlatformArgs(config=cfg, secrets=read_stack_secrets(pulumi.Config(), cfg)))
-
-        program()
+        with phase(phases, "an empty local API server for Helm's lookups and the provider's discovery"):
+            kube.start()
+            if crds_dir().is_dir():
+                preload_crds(kube.kubeconfig or "", patterns=("*.yaml",), progress=log)
+        raw["proxmox"] = {**raw["proxmox"], "endpoint": sim.pve.url, "caBundle": sim.cafile, "verifyTls": True}
+        project = scratch / "project"
+        copy_project(REPO, project)
+        config = {f"{sf.project}:{key}": value for key, value in raw.items()}
+        (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+        env = cli_env(bin_dir, scratch, pysecrets.token_hex(16))
+        # Render mode takes no kubeconfig; the provider's Helm then reads $KUBECONFIG for `lookup` and
+        # discovery. Point it at the empty local server, never at whatever cluster the user has.
+        env["KUBECONFIG"] = str(kube.kubeconfig)
+        cli = Cli(project, env, stack)
+        cli.run("stack", "init")
+        for key, value in sorted(placeholders.items()):
+            cli.run("config", "set", "--secret", key, value)
+        with phase(phases, "pulumi up in render mode (scratch state)"):
+            cli.run("up", "--yes", "--skip-preview", timeout=1800)
+        minted = [v for k, v in sim.pve.apitokens.items() if k != cfg.proxmox.token_id]
     finally:
-        loop.close()
-        asyncio.set_event_loop(None)
-    return monitor.recording
-
-
-def _file_name(*parts: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(p for p in parts if p)).strip("-").lower() + ".yaml"
-
-
-def write_manifests(recording: Recording, out: Path) -> Counter[str]:
-    """Write every Kubernetes object and chart descriptor; return counts by kind."""
+        kube.stop()
+        sim.stop()
+        reap(scratch)
+    with phase(phases, "redacting secrets"):
+        leaks = scrub(rendered, [*placeholders.values(), *minted])
+    if leaks:
+        raise SystemExit(f"render: secret values remain in {leaks}; nothing was written to {out}")
     if out.exists():
         shutil.rmtree(out)
-    counts: Counter[str] = Counter()
-    for reg in recording.registrations:
-        if not reg.type.startswith("kubernetes:") or reg.type.startswith("pulumi:providers"):
-            continue
-        body = redact(reg.raw_inputs)
-        if reg.type in (CHART, RELEASE):
-            values = body.get("values") or {}
-            descriptor = {
-                "chart": body.get("chart") or body.get("name"),
-                "version": body.get("version"),
-                "repository": (body.get("repositoryOpts") or {}).get("repo"),
-                "namespace": body.get("namespace"),
-                "values": values,
-            }
-            target = out / "charts" / _file_name(reg.name)
-            document: dict[str, Any] = descriptor
-            counts["HelmChart"] += 1
-        else:
-            if not reg.custom:
-                continue
-            metadata = dict(body.get("metadata") or {})
-            metadata.setdefault("name", reg.object_name)
-            document = {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": metadata}
-            document.update({k: v for k, v in body.items() if k not in ("apiVersion", "kind", "metadata")})
-            namespace = str(metadata.get("namespace") or "_cluster")
-            target = out / namespace / _file_name(str(document["kind"]), str(metadata["name"]))
-            counts[str(document["kind"])] += 1
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(document, sort_keys=False))
-    return counts
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(rendered), out)
+    files = sum(1 for _ in out.rglob("*.yaml"))
+    return RenderReport(out=out, kinds=kinds(out), files=files, phases=phases, charts_from=charts_from)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """Command line: render one stack."""
     parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default="local")
-    parser.add_argument("--out", help="directory (default: the stack's localRender key)")
-    args = parser.parse_args()
-    root = Path.cwd()
-    config, _ = stack_config(args.stack, root)
-    out = args.out or config.get(f"{PROJECT}:localRender")
-    if not out:
-        raise SystemExit(f"stack {args.stack} sets no localRender directory; pass --out")
-    counts = write_manifests(record_stack(args.stack, root), root / out)
-    total = sum(counts.values())
-    print(f"rendered {total} objects to {out}/: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    parser.add_argument("--stack", default="local", help="the stack file Pulumi.<stack>.yaml to render")
+    parser.add_argument("--out", type=Path, help="output directory (default: rendered/<stack>)")
+    parser.add_argument("--charts", type=Path, help="unpacked pinned charts (default: ../shared/charts if present)")
+    args = parser.parse_args(argv)
+    charts = args.charts or (SHARED_CHARTS if SHARED_CHARTS.is_dir() else None)
+    if charts is None:
+        log(f"{SHARED_CHARTS} not found: charts come from the stack's charts setting (needs their repositories)")
+    out = args.out or REPO / "rendered" / args.stack
+    with tempfile.TemporaryDirectory(prefix=f"render-{args.stack}-") as tmp:
+        try:
+            report = render_stack(args.stack, out.resolve(), charts, Path(tmp))
+        except CliError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+    total = sum(report.kinds.values())
+    print(f"rendered {total} objects of {args.stack} to {report.out} (charts from {report.charts_from}):")
+    print("  " + ", ".join(f"{n} {k}" for k, n in sorted(report.kinds.items())))
+    print("  " + "; ".join(f"{name} {took:.1f}s" for name, took in report.phases))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -37,12 +37,17 @@ What it builds (``managementCluster.external: false``)
 Bring your own (``external: true``)
     No VM and no command: the provider is built from the secret ``managementKubeconfig``.
 
-Render mode (``bootstrap=False``, ``render_dir`` set; the ``local`` stack)
-    The VMs are created (against the simulator), nothing is bootstrapped (there is no SSH target),
-    there is no kubeconfig, and the provider renders manifests to ``render_dir``.
+VMs here, Kubernetes bootstrapped elsewhere (``bootstrap: external``; the ``local`` stack)
+    The VMs are created as above but no command runs: something else (the image, the operator's own
+    tooling, the local scaffolding) brings Kubernetes up on them, and the provider is built from the
+    secret ``managementKubeconfig``, after the VMs exist.
 
-Environment differences are the plain Args flags ``bootstrap`` and ``render_dir``
-(``ManagementClusterArgs.from_stack`` derives them from ``localRender``), never a stack-name check.
+Render mode (``render_dir`` set; ``localRender``, ``make render``)
+    The VMs are created, nothing is bootstrapped, there is no kubeconfig, and the provider renders
+    manifests to ``render_dir``. A render never depends on a command having run.
+
+Environment differences are the plain Args ``bootstrap``, ``external_kubeconfig`` and ``render_dir``
+(``ManagementClusterArgs.from_stack`` derives them from the stack config), never a stack-name check.
 """
 
 from __future__ import annotations
@@ -228,17 +233,15 @@ class ManagementClusterArgs:
     """Private key for the kubeadm bootstrap over SSH (secret; required when ``bootstrap``)."""
 
     external_kubeconfig: pulumi.Input[str] | None = None
-    """Kubeconfig of an existing cluster (secret; ``config.external``)."""
+    """Admin kubeconfig (secret) of a cluster bootstrapped elsewhere: one you bring (``config.external``)
+    or the one on these VMs (``bootstrap=False``)."""
 
     bootstrap: bool = True
-    """Run kubeadm over SSH. False only with ``render_dir`` (simulated VMs have no SSH)."""
+    """Run kubeadm over SSH. False: the VMs are bootstrapped elsewhere (``external_kubeconfig``) or
+    nothing is applied (``render_dir``)."""
 
     render_dir: str | None = None
     """Render Kubernetes manifests to this directory instead of applying them."""
-
-    kubernetes: bool = True
-    """Create the cluster's kubernetes.Provider. False (render mode only) when the manifests are rendered
-    outside the engine by ``tools.render``, as on the local stack where no kubernetes plugin exists."""
 
     cluster_name: str = "mgmt"
     """Cluster name: VM name prefix, kubeadm ``clusterName``, default provider identifier."""
@@ -295,10 +298,13 @@ class ManagementClusterArgs:
                 )
             return
         self._check_security_groups()
-        if not self.kubernetes and self.render_dir is None:
-            raise ValueError("kubernetes=False (no provider) is only meaningful with render_dir")
-        if not self.bootstrap and self.render_dir is None:
-            raise ValueError("bootstrap=False leaves no kubeconfig to apply with; set render_dir to render manifests")
+        if not self.bootstrap and self.render_dir is None and self.external_kubeconfig is None:
+            raise ValueError(
+                "managementCluster.bootstrap: external needs the secret managementKubeconfig "
+                "(or render_dir to render manifests)"
+            )
+        if self.bootstrap and self.external_kubeconfig is not None:
+            raise ValueError("give external_kubeconfig only for a cluster bootstrapped elsewhere (bootstrap=False)")
         if (self.template_vmid is None) == (not self.template_tags):
             raise ValueError("give exactly one of template_vmid or template_tags")
         if not self.nodes:
@@ -374,15 +380,16 @@ class ManagementClusterArgs:
         cluster_name: str = "mgmt",
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> ManagementClusterArgs:
-        """Args from the validated stack configuration: ``localRender`` set means render, no bootstrap."""
+        """Args from the validated stack config: ``localRender`` renders, ``bootstrap`` picks who runs kubeadm."""
         mc = cfg.management_cluster
         render_dir = cfg.local_render
+        kubeadm = render_dir is None and not mc.external and mc.bootstrap == "kubeadm"
         common: dict[str, Any] = {
             "config": mc,
             "networks": cfg.networks,
             "kubernetes_version": cfg.versions.kubernetes,
             "render_dir": render_dir,
-            "bootstrap": render_dir is None and not mc.external,
+            "bootstrap": kubeadm,
             "cluster_name": cluster_name,
             "depends_on": tuple(depends_on),
         }
@@ -398,7 +405,8 @@ class ManagementClusterArgs:
             nodes=tuple(n for n in cfg.nodes if n.name in allowed),
             template_vmid=template.vmid,
             template_tags=() if template.vmid is not None else template.tags,
-            ssh_private_key=secrets.ssh_private_key,
+            ssh_private_key=secrets.ssh_private_key if kubeadm else None,
+            external_kubeconfig=None if kubeadm or render_dir is not None else secrets.management_kubeconfig,
         )
 
 
@@ -462,8 +470,10 @@ class ManagementCluster(pulumi.ComponentResource):
                 self.vms[node.name] = self._vm(node)
             if args.bootstrap:
                 self._bootstrap()
-            else:
+            elif args.render_dir is not None:
                 self._render_only()
+            else:
+                self._bootstrapped_elsewhere()
         self.control_planes = self._vm_info(CONTROL_PLANE)
         self.workers = self._vm_info(WORKER)
         self.register_outputs(
@@ -482,9 +492,7 @@ class ManagementCluster(pulumi.ComponentResource):
     def _build_external(self) -> None:
         args = self._args
         opts = pulumi.ResourceOptions(parent=self)
-        if args.render_dir is not None and not args.kubernetes:
-            self.provider = None
-        elif args.render_dir is not None:
+        if args.render_dir is not None:
             self.provider = cluster_provider(
                 f"{self._name}-k8s", cluster_identifier=self.cluster_identifier, render_dir=args.render_dir, opts=opts
             )
@@ -507,14 +515,28 @@ class ManagementCluster(pulumi.ComponentResource):
         render_dir = self._args.render_dir
         assert render_dir is not None  # checked in ManagementClusterArgs
         self.ready = pulumi.Output.all(*(vm.id for vm in self.vms.values())).apply(lambda _: True)
-        if not self._args.kubernetes:
-            self.provider = None
-            return
         self.provider = cluster_provider(
             f"{self._name}-k8s",
             cluster_identifier=self.cluster_identifier,
             render_dir=render_dir,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.vms.values())),
+        )
+
+    def _bootstrapped_elsewhere(self) -> None:
+        kubeconfig_input = self._args.external_kubeconfig
+        assert kubeconfig_input is not None  # checked in ManagementClusterArgs
+        vms = list(self.vms.values())
+        kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig_input)
+        self.kubeconfig = kubeconfig
+        # The API is where the kubeconfig says (the server URL is no credential: expose it in the clear).
+        self.api_endpoint = pulumi.Output.unsecret(kubeconfig.apply(kubeconfig_server))
+        self.ready = pulumi.Output.all(*(vm.id for vm in vms)).apply(lambda _: True)
+        # Nothing can be applied before the cluster's machines exist.
+        self.provider = cluster_provider(
+            f"{self._name}-k8s",
+            cluster_identifier=self.cluster_identifier,
+            kubeconfig=kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=vms),
         )
 
     def _bootstrap(self) -> None:

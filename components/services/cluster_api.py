@@ -30,6 +30,7 @@ import pulumi_kubernetes as kubernetes
 import yaml
 
 from components.k8s import (
+    ChartInstall,
     child_opts,
     install_chart,
     namespace,
@@ -135,8 +136,8 @@ class ClusterApiArgs:
     versions: Versions = DEFAULT_VERSIONS
     """Pinned versions (``cert_manager``, ``capi_operator``, ``capi_core``, ``capmox``, ``caaph``, ...)."""
 
-    render: bool = False
-    """Render manifests (``helm.v4.Chart``) instead of installing Helm releases."""
+    charts: ChartInstall = field(default_factory=ChartInstall)
+    """How charts are installed (templated or as releases, from repositories or a local directory)."""
 
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must exist first (typically the pod network)."""
@@ -237,7 +238,7 @@ class ClusterApi(pulumi.ComponentResource):
                 release_name="cert-manager",
                 namespace=nss.cert_manager,
                 values={"crds": {"enabled": True, "keep": True}},
-                render=args.render,
+                install=args.charts,
                 opts=child_opts(self, provider, depends_on=[*first, ns(nss.cert_manager)]),
             )
             operator_deps.append(self.cert_manager)
@@ -248,7 +249,7 @@ class ClusterApi(pulumi.ComponentResource):
             release_name="capi-operator",
             namespace=nss.operator,
             values=self.operator_values,
-            render=args.render,
+            install=args.charts,
             opts=child_opts(self, provider, depends_on=operator_deps),
         )
 

@@ -36,6 +36,7 @@ import yaml
 
 from components.k8s import (
     PSA_PRIVILEGED_LABELS,
+    ChartInstall,
     TopLevelCustomResource,
     child_opts,
     install_chart,
@@ -232,8 +233,8 @@ class ProxmoxCsiArgs:
     versions: Versions = DEFAULT_VERSIONS
     """Pinned chart versions (``proxmox_csi``, ``snapshot_controller``)."""
 
-    render: bool = False
-    """Render manifests (``helm.v4.Chart``) instead of installing Helm releases."""
+    charts: ChartInstall = field(default_factory=ChartInstall)
+    """How charts are installed (templated or as releases, from repositories or a local directory)."""
 
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must exist first (typically the pod network)."""
@@ -417,7 +418,7 @@ class ProxmoxCsi(pulumi.ComponentResource):
             release_name="proxmox-csi-plugin",
             namespace=ns_name,
             values=values,
-            render=args.render,
+            install=args.charts,
             # Labels must be on every node before the node DaemonSet registers the driver.
             opts=child_opts(self, provider, depends_on=[*first, *chart_deps, *self.node_patches]),
         )
@@ -451,7 +452,7 @@ class ProxmoxCsi(pulumi.ComponentResource):
                         release_name="snapshot-controller",
                         namespace="kube-system",
                         values={},
-                        render=args.render,
+                        install=args.charts,
                         opts=child_opts(self, provider, depends_on=first),
                     )
                 )

@@ -30,6 +30,7 @@ import pulumi_kubernetes as kubernetes
 
 from components.k8s import (
     PSA_PRIVILEGED_LABELS,
+    ChartInstall,
     child_opts,
     install_chart,
     namespace,
@@ -168,8 +169,8 @@ class KamajiArgs:
     versions: Versions = DEFAULT_VERSIONS
     """Pinned versions (``kamaji`` chart, ``kamaji_image_*``, ``metallb``)."""
 
-    render: bool = False
-    """Render manifests (``helm.v4.Chart``) instead of installing Helm releases."""
+    charts: ChartInstall = field(default_factory=ChartInstall)
+    """How charts are installed (templated or as releases, from repositories or a local directory)."""
 
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Must include cert-manager (ClusterApi.cert_manager) and, for etcd, a working StorageClass."""
@@ -269,7 +270,7 @@ class Kamaji(pulumi.ComponentResource):
             release_name="kamaji",
             namespace=KAMAJI_NAMESPACE,
             values=self.values,
-            render=args.render,
+            install=args.charts,
             opts=child_opts(self, provider, depends_on=[*first, ns]),
         )
 
@@ -361,7 +362,7 @@ class Kamaji(pulumi.ComponentResource):
             release_name="metallb",
             namespace=lb.namespace,
             values={},
-            render=args.render,
+            install=args.charts,
             opts=child_opts(self, provider, depends_on=[*first, ns]),
         )
         pool = kubernetes.apiextensions.CustomResource(

@@ -32,6 +32,7 @@ import pulumi_kubernetes as kubernetes
 
 from components.k8s import (
     PSA_PRIVILEGED_LABELS,
+    ChartInstall,
     child_opts,
     install_chart,
     namespace,
@@ -138,8 +139,8 @@ class ClusterNetworkArgs:
     versions: Versions = DEFAULT_VERSIONS
     """Pinned chart versions (``cilium``, ``kube_ovn``)."""
 
-    render: bool = False
-    """Render manifests (``helm.v4.Chart``) instead of installing Helm releases (``helm.v3.Release``)."""
+    charts: ChartInstall = field(default_factory=ChartInstall)
+    """How charts are installed (templated or as releases, from repositories or a local directory)."""
 
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must exist first (e.g. the management cluster's bootstrap)."""
@@ -296,7 +297,7 @@ class ClusterNetwork(pulumi.ComponentResource):
             release_name="cilium",
             namespace=args.cilium_namespace,
             values=self.cilium_values,
-            render=args.render,
+            install=args.charts,
             # Only hostNetwork pods can start before Kube-OVN exists (hubble-relay could not): don't wait.
             skip_await=True,
             opts=child_opts(self, provider, depends_on=[*ns_deps(args.cilium_namespace), self.cni_config_map]),
@@ -308,7 +309,7 @@ class ClusterNetwork(pulumi.ComponentResource):
             release_name="kube-ovn",
             namespace=args.kube_ovn_namespace,
             values=self.kube_ovn_values,
-            render=args.render,
+            install=args.charts,
             opts=child_opts(self, provider, depends_on=[*ns_deps(args.kube_ovn_namespace), self.cilium]),
         )
         self.ready = [self.cilium, self.kube_ovn]

@@ -23,7 +23,8 @@ What one tenant gets (object names in ``components.tenants.objects``):
   ``KubeadmConfigTemplate`` and a ``MachineDeployment``; Cilium as the tenant's CNI through a CAAPH
   ``HelmChartProxy`` that selects the Cluster by label (needs the CAAPH ``AddonProvider``);
 * the **admin kubeconfig**, read from Kamaji's ``<t>-admin-kubeconfig`` Secret once the control plane is
-  initialized, as a secret Output. In render mode there is no cluster to read from: ``kubeconfig`` is None.
+  initialized, as a secret Output. In render mode there is no cluster to read from, and with
+  ``awaitReadiness: false`` nothing waits for Kamaji to write it: ``kubeconfig`` is None.
 
 Ordering: the ``Cluster`` depends on the control plane, the ProxmoxCluster and the MachineDeployments, so
 ``pulumi destroy`` deletes the Cluster first and CAPI cascades (the supported way to delete a cluster);
@@ -105,6 +106,13 @@ class CapmoxCredentials:
     """Token secret UUID (secret Input)."""
 
 
+AUTHORITATIVE: Final[Mapping[str, str]] = {"pulumi.com/patchForce": "true"}
+"""On every tenant object: what the program declares wins a server-side apply conflict. A field someone
+changed by hand (a Pod Security label weakened, a policy rule removed) becomes theirs under server-side
+apply, and without this the next ``up`` would stop at the conflict instead of repairing the tenant's
+isolation. Fields the program does not declare (status, what controllers fill in) are never touched."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class TenantArgs:
     """Inputs of Tenant: the tenant's plain settings, resolved against the stack, plus its credentials."""
@@ -153,8 +161,9 @@ class TenantArgs:
     """Group bound to the tenant-admin Role (default ``tenant-<name>-admins``)."""
     firewall_group: str | None = None
     """Name of the workers' Proxmox security group; None creates none."""
-    render: bool = False
-    """Render mode: nothing to read back, so no kubeconfig."""
+    read_kubeconfig: bool = True
+    """Read the admin kubeconfig back once the control plane is initialized. False in render mode (no
+    cluster to read from) and with ``awaitReadiness: false`` (nothing waits for Kamaji to write it)."""
     depends_on: Sequence[pulumi.Resource] = ()
     """Platform services the tenant needs first (CAPI providers, Kamaji and its DataStore)."""
     infrastructure_depends_on: Sequence[pulumi.Resource] = ()
@@ -256,7 +265,7 @@ class TenantArgs:
             kube_ovn=not mc.external,
             cni=versions.cilium,
             firewall_group=tenant_firewall_group(proxmox_prefix, tenant.name),
-            render=cfg.local_render is not None,
+            read_kubeconfig=cfg.local_render is None and mc.await_readiness,
             depends_on=tuple(depends_on),
             infrastructure_depends_on=tuple(infrastructure_depends_on),
         )
@@ -288,7 +297,7 @@ class Tenant(pulumi.ComponentResource):
     cluster: kubernetes.apiextensions.CustomResource
     """The CAPI Cluster (the object to delete a tenant by)."""
     kubeconfig: pulumi.Output[str] | None
-    """The tenant's admin kubeconfig (secret); None in render mode."""
+    """The tenant's admin kubeconfig (secret); None when ``read_kubeconfig`` is off."""
 
     def __init__(self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:tenant:Tenant", name, None, opts)
@@ -302,11 +311,16 @@ class Tenant(pulumi.ComponentResource):
             return child_opts(self, provider, depends_on=deps, **kw)
 
         def meta(obj_name: str, extra: Mapping[str, str] | None = None) -> kubernetes.meta.v1.ObjectMetaArgsDict:
-            return {"name": obj_name, "namespace": ns, "labels": {**labels, **(extra or {})}}
+            return {
+                "name": obj_name,
+                "namespace": ns,
+                "labels": {**labels, **(extra or {})},
+                "annotations": dict(AUTHORITATIVE),
+            }
 
         namespace = kubernetes.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": ns, "labels": namespace_labels(args.name)},
+            metadata={"name": ns, "labels": namespace_labels(args.name), "annotations": dict(AUTHORITATIVE)},
             opts=opts_(*args.depends_on),
         )
 
@@ -462,7 +476,7 @@ class Tenant(pulumi.ComponentResource):
             )
 
         self.kubeconfig = None
-        if not args.render:
+        if args.read_kubeconfig:
             # The id is derived from the Cluster's id: unknown while the Cluster is being created, so a
             # preview of a new tenant skips the read instead of failing on a Secret that does not exist yet.
             secret_id = self.cluster.id.apply(lambda _: f"{ns}/{cluster}-admin-kubeconfig")

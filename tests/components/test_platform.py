@@ -20,8 +20,12 @@ def vms(rec: Recording) -> dict[str, Registration]:
 
 
 def security_groups(rec: Recording) -> dict[str, Registration]:
-    """Security group registrations by group name."""
-    return {r.inputs["group"]: r for r in rec.registrations if "group" in r.inputs and "rules" in r.inputs}
+    """The platform's security group registrations by group name (not the tenants' own groups)."""
+    return {
+        r.inputs["group"]: r
+        for r in rec.registrations
+        if "group" in r.inputs and "rules" in r.inputs and not r.inputs["group"].startswith("k8s-t-")
+    }
 
 
 def stack(**networks: Any) -> dict[str, Any]:

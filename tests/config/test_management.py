@@ -13,6 +13,18 @@ from tests.config.support import DELETE, Case, Change, apply, assert_reported, g
 
 CASES: list[Case] = [
     (
+        "bootstrap-unknown",
+        [("managementCluster.bootstrap", "ansible")],
+        ("managementCluster.bootstrap",),
+        "'kubeadm' or 'external'",
+    ),
+    (
+        "bootstrap-with-a-cluster-brought-in",
+        [("managementCluster", {"external": True, "bootstrap": "external"})],
+        ("managementCluster.bootstrap",),
+        "only used when the program builds the management cluster",
+    ),
+    (
         "even-control-planes",
         [("managementCluster.controlPlanes.count", 4)],
         ("managementCluster.controlPlanes.count",),
@@ -164,3 +176,25 @@ def test_external_management_cluster_needs_only_cidrs() -> None:
     cfg = load_stack_config(raw)
     assert cfg.management_cluster.external
     assert required_secret_keys(cfg) == ("proxmoxTokenSecret", "managementKubeconfig")
+
+
+def test_vms_bootstrapped_elsewhere_need_the_kubeconfig_and_no_ssh_key() -> None:
+    raw = good()
+    apply(raw, "managementCluster.bootstrap", "external")
+    apply(raw, "managementCluster.sshPublicKeys", [])
+    cfg = load_stack_config(raw)
+    assert cfg.management_cluster.bootstrap == "external" and not cfg.management_cluster.external
+    assert required_secret_keys(cfg) == ("proxmoxTokenSecret", "managementKubeconfig")
+
+
+def test_kubeadm_still_needs_a_public_key() -> None:
+    raw = good()
+    apply(raw, "managementCluster.sshPublicKeys", [])
+    assert [p.path for p in problems_of(raw)] == ["managementCluster.sshPublicKeys"]
+
+
+def test_await_readiness_defaults_to_waiting() -> None:
+    assert load_stack_config(good()).management_cluster.await_readiness is True
+    raw = good()
+    apply(raw, "managementCluster.awaitReadiness", False)
+    assert load_stack_config(raw).management_cluster.await_readiness is False

@@ -23,6 +23,7 @@ from config import (
     stack_config_json_schema,
 )
 from tests.config import (
+    test_charts,
     test_cluster_api,
     test_errors,
     test_management,
@@ -40,6 +41,7 @@ SCHEMA_FILE = ROOT / "schema" / "stack-config.schema.json"
 ALL_CASES = [
     case
     for module in (
+        test_charts,
         test_proxmox,
         test_networks,
         test_management,

@@ -42,9 +42,9 @@ from policy.guardrails import (
     plaintext_secret_findings,
 )
 from providers.dynamic.vm import ProxmoxVmProvider
+from tests.support.kube import LOCAL_KUBECONFIG
 from tests.support.paths import REPO
-from tools.recording import Registration
-from tools.render import record_stack
+from tools.recording import Registration, record_stack
 
 PROJECT = "proxmox-k8s-platform"
 DYNAMIC = "pulumi-python:dynamic:Resource"
@@ -513,7 +513,7 @@ def local_resources(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Regi
     document = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())
     document["config"][f"{PROJECT}:proxmox"]["caBundle"] = DUMMY_CA
     (root / "Pulumi.local.yaml").write_text(yaml.safe_dump(document))
-    recording = record_stack("local", root)
+    recording = record_stack("local", root, secrets={"managementKubeconfig": LOCAL_KUBECONFIG})
     return [(reg, checked_inputs(reg)) for reg in recording.registrations if reg.custom or reg.type == CHART_V4]
 
 

@@ -579,6 +579,38 @@ def test_render_mode_creates_vms_but_no_command_and_a_rendering_provider() -> No
     assert all(provider.depends_on(vm) for vm in rec.of_type(VM))
 
 
+def test_vms_bootstrapped_elsewhere_get_no_command_and_a_live_provider_after_the_vms() -> None:
+    kubeconfig = (
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n"
+        "    server: https://127.0.0.3:36443\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+        "users:\n- name: u\n  user: {token: not-a-real-token}\n"
+    )
+
+    def program() -> object:
+        mc = ManagementCluster("mgmt", make_args(bootstrap=False, ssh_private_key=None, external_kubeconfig=kubeconfig))
+        assert mc.kubeconfig is not None
+        return mc.api_endpoint.apply(lambda url: seen.append(url))
+
+    seen: list[str] = []
+    rec = record(program)
+    assert len(rec.of_type(VM)) == 5
+    assert rec.of_type(COMMAND) == []
+    provider = rec.named("mgmt-k8s")
+    assert "renderYamlToDirectory" not in provider.inputs
+    assert provider.inputs["clusterIdentifier"] == "mgmt"  # the same cluster as with kubeadm: no replacement
+    assert all(provider.depends_on(vm) for vm in rec.of_type(VM))
+    clear = [text for reg in rec.registrations for text in plaintext_strings(reg.raw_inputs)]
+    assert clear and not any("not-a-real-token" in text for text in clear), "the kubeconfig went in the clear"
+    assert seen == ["https://127.0.0.3:36443"]
+
+
+def test_vms_bootstrapped_elsewhere_need_the_kubeconfig() -> None:
+    with pytest.raises(ValueError, match="bootstrap: external needs the secret managementKubeconfig"):
+        make_args(bootstrap=False, ssh_private_key=None)
+    with pytest.raises(ValueError, match="only for a cluster bootstrapped elsewhere"):
+        make_args(external_kubeconfig="apiVersion: v1")
+
+
 def test_live_provider_has_a_plain_identifier_and_server_side_apply() -> None:
     provider = build().named("mgmt-k8s")
     assert provider.inputs["clusterIdentifier"] == "mgmt"

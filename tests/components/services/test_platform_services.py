@@ -22,6 +22,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from components import k8s as k8s_util
+from components.k8s import ChartInstall
 from components.services.cluster_api import ClusterApi, ClusterApiArgs
 from components.services.csi import CsiNode, CsiSnapshots, CsiStorageClass, ProxmoxCsi, ProxmoxCsiArgs
 from components.services.kamaji import EtcdDataStore, Kamaji, KamajiArgs, MetalLbConfig, PostgresDataStore
@@ -147,7 +148,8 @@ class Platform:
 def build_platform(*, render: bool = False, postgres: bool = False, full: bool = True) -> Platform:
     """Instantiate all platform services the way ``__main__`` wires them (call inside ``record``)."""
     provider = mgmt_provider()
-    network = ClusterNetwork("net", network_args(provider, render=render, hubble=full))
+    charts = ChartInstall(template=render)
+    network = ClusterNetwork("net", network_args(provider, charts=charts, hubble=full))
     csi_extra: dict[str, Any] = {}
     capi_extra: dict[str, Any] = {}
     kamaji_extra: dict[str, Any] = {}
@@ -163,14 +165,14 @@ def build_platform(*, render: bool = False, postgres: bool = False, full: bool =
             "kubeadm_control_plane": True,
         }
         kamaji_extra = {"load_balancer": MetalLbConfig(addresses=["10.10.10.200-10.10.10.220"])}
-    csi = ProxmoxCsi("csi", csi_args(provider, render=render, depends_on=network.ready, **csi_extra))
-    capi = ClusterApi("capi", capi_args(provider, render=render, depends_on=network.ready, **capi_extra))
+    csi = ProxmoxCsi("csi", csi_args(provider, charts=charts, depends_on=network.ready, **csi_extra))
+    capi = ClusterApi("capi", capi_args(provider, charts=charts, depends_on=network.ready, **capi_extra))
     assert capi.cert_manager is not None
     kamaji = Kamaji(
         "kamaji",
         KamajiArgs(
             provider=provider,
-            render=render,
+            charts=charts,
             datastore=postgres_datastore() if postgres else EtcdDataStore(storage_class="proxmox-ceph"),
             depends_on=[capi.cert_manager, *csi.storage_classes.values(), *network.ready],
             **kamaji_extra,

@@ -39,14 +39,12 @@ from components.tenants.objects import (
 from components.tenants.tenant import ADMIN_KUBECONFIG_KEY, CapmoxCredentials, Tenant, TenantArgs
 from config import StackConfig, StackSecrets, load_stack_config
 from config.versions import DEFAULT_VERSIONS
-from tools.recording import Recording, RecordingMonitor, plaintext_strings
-from tools.render import RenderMocks
+from tools.recording import DYNAMIC, Recording, RecordingMocks, RecordingMonitor, plaintext_strings, record
 
 # ---------------------------------------------------------------------------------------------
 # Harness
 
 K8S_PROVIDER = "pulumi:providers:kubernetes"
-DYNAMIC = "pulumi-python:dynamic:Resource"
 TENANT_TYPE = "platform:tenant:Tenant"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVzZXJrZXlmb3J0ZXN0aW5nb25seQ platform@example"
 MGMT_KUBECONFIG = (
@@ -154,8 +152,8 @@ def render(raw: dict[str, Any]) -> dict[str, Any]:
     return {**copy.deepcopy(raw), "localRender": "rendered/test"}
 
 
-class TenantMocks(RenderMocks):
-    """RenderMocks plus: a distinct token secret per Proxmox user, and Kamaji's admin kubeconfig on read."""
+class TenantMocks(RecordingMocks):
+    """RecordingMocks plus: a distinct token secret per Proxmox user, and Kamaji's admin kubeconfig on read."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         """Echo inputs; answer reads of ``<ns>/<cluster>-admin-kubeconfig`` like Kamaji would."""
@@ -229,23 +227,10 @@ class _Monitor(RecordingMonitor):
 
 def record_program(program: Callable[[Run], object]) -> Run:
     """Run ``program`` under the tenant mocks on a fresh loop; what it returns is awaited."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
     mocks = TenantMocks()
     run = Run(rec=Recording())
     monitor = _Monitor(mocks, run)
-    run.rec = monitor.recording
-    pulumi.runtime.set_mocks(mocks, project="platform", stack="test", preview=False, monitor=monitor)
-    try:
-
-        @pulumi.runtime.test  # type: ignore[untyped-decorator]
-        def go() -> object:
-            return program(run)
-
-        go()
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
+    run.rec = record(lambda: program(run), mocks=mocks, monitor=monitor)
     return run
 
 
@@ -852,6 +837,15 @@ def test_the_platform_exports_every_tenant_kubeconfig_as_one_secret(brought: Run
 def test_render_mode_reads_nothing() -> None:
     run = build_tenant(render(stack_raw()), "team-a")
     assert run.probes["tenant"].kubeconfig is None and run.reads == []
+
+
+def test_without_awaiting_readiness_no_kubeconfig_is_read() -> None:
+    # Nothing waits for Kamaji to initialize the control plane, so its Secret may not exist yet.
+    raw = external(stack_raw())
+    raw["managementCluster"] = {**raw["managementCluster"], "awaitReadiness": False}
+    run = build_platform(raw)
+    assert run.reads == []
+    assert run.probes["kubeconfigs"] == (True, {})
 
 
 # ---------------------------------------------------------------------------------------------

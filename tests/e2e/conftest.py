@@ -1,95 +1,111 @@
-"""The real ``pulumi`` CLI driving a copy of this project against a simulator running in the test process.
+"""The real ``pulumi`` CLI and kubernetes plugin driving a copy of this project against a Proxmox simulator
+and a local kube-apiserver, both running for the test module.
 
-The CLI comes from ``scripts/pulumi-toolchain.sh`` (built from Go modules and cached outside the repo).
-Each test module gets its own project copy, file backend, PULUMI_HOME and simulator, so nothing touches
-the developer's local stack.
+The CLI and plugin come from ``scripts/pulumi-toolchain.sh`` (built from Go modules, cached outside the
+repository), the API server from ``scripts/kube-toolchain.sh``. Each test module gets its own project
+copy, file backend, PULUMI_HOME, simulator and API server, so nothing touches the developer's local stack.
+
+The stack is the local stack's configuration (``managementCluster.bootstrap: external``: the program
+creates the VMs on the simulator, the API server stands in for the Kubernetes they would run) plus one
+tenant, so tenant objects meet the API server too. The pinned charts and the Cluster API CRDs come from
+``../shared``; without them the tier is skipped, with that reason.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import yaml
 
+from tests.support.kube import kube_binaries
+from tools import kube_api
+from tools.kube_api import LocalKubeApi
+from tools.local_stack import registered_nodes
+from tools.scratch import PROJECT, Cli, ToolchainError, cli_env, copy_project, reap, toolchain_bin
 from tools.simulator import TOKEN_SECRET, ServedSimulator, seed
 
-REPO = Path(__file__).resolve().parents[2]
-PROJECT = "proxmox-k8s-platform"
-STACK = "e2e"
-PASSPHRASE = "e2e-only-passphrase"
-COPY = ("Pulumi.yaml", "__main__.py", "config", "components", "providers", "tools", "policy")
+REPO: Final = Path(__file__).resolve().parents[2]
+STACK: Final = "e2e"
+PASSPHRASE: Final = "e2e-only-passphrase"
+SHARED_CHARTS: Final = REPO.parent / "shared" / "charts"
+
+E2E_TENANT: Final[dict[str, Any]] = {
+    "name": "team-e2e",
+    "controlPlaneReplicas": 1,
+    "workerPools": [{"name": "general", "count": 1, "cores": 2, "memoryMiB": 4096}],
+    "podCidr": "10.200.0.0/16",
+    "serviceCidr": "10.201.0.0/16",
+    "network": {
+        "bridge": "vmbr0",
+        "vlan": 110,
+        "cidr": "10.110.0.0/24",
+        "gateway": "10.110.0.1",
+        "ipRange": {"start": "10.110.0.100", "end": "10.110.0.120"},
+        "dnsServers": ["10.110.0.1"],
+    },
+    "quota": {"cpu": 8, "memoryGiB": 16, "storageGiB": 100, "pods": 50},
+}
+"""One tenant, so the tenant objects (namespace, RBAC, policies, CAPI/Kamaji objects) meet the API server."""
 
 
-def toolchain_bin() -> str:
-    """The bin dir holding ``pulumi``; skip (with the reason) if the toolchain cannot be built here."""
-    given = os.environ.get("PULUMI_TOOLCHAIN_BIN")
-    if given and Path(given, "pulumi").exists():
-        return given
-    proc = subprocess.run(
-        [str(REPO / "scripts/pulumi-toolchain.sh"), "--no-plugins"], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"the pulumi CLI could not be built: {proc.stderr.strip()[-500:]}")
-    return proc.stdout.strip()
+def require_shared() -> None:
+    """Skip, naming what is missing, when the pinned charts or the CRD schemas are not beside the checkout."""
+    if not SHARED_CHARTS.is_dir():
+        pytest.skip(f"{SHARED_CHARTS} not found: the stack installs the pinned charts from their unpacked copies")
+    try:
+        kube_api.crd_files(patterns=kube_api.CRD_PRELOAD_PATTERNS)
+    except kube_api.CrdsNotFoundError as exc:
+        pytest.skip(f"{exc}: the Cluster API CRDs must be preloaded before the stack's CAPI objects can apply")
 
 
-@dataclass
-class Cli:
-    """Runs pulumi in the project copy and keeps everything it printed (for the secret scan)."""
+def pulumi_bin(home: Path) -> str:
+    """The CLI's bin dir, with the kubernetes plugin registered in ``home``; skip with the reason if unbuildable."""
+    try:
+        return toolchain_bin(home)
+    except ToolchainError as exc:
+        pytest.skip(f"the pulumi CLI or its kubernetes plugin could not be built: {exc}")
 
-    cwd: Path
-    env: dict[str, str]
-    transcript: list[str] = field(default_factory=list)
 
-    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """Run one pulumi command; fail with its output if ``check`` and it failed."""
-        proc = subprocess.run(
-            ["pulumi", *args, "--stack", STACK, "--non-interactive"],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        self.transcript.append(proc.stdout + proc.stderr)
-        if check and proc.returncode != 0:
-            pytest.fail(f"pulumi {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        return proc
+def stack_document(sim: ServedSimulator, local_stack: Path = REPO / "Pulumi.local.yaml") -> dict[str, Any]:
+    """The local stack's configuration pointed at ``sim``, with the e2e tenant and absolute chart paths.
 
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        """Start a pulumi command in its own process group (so it can be killed with its plugins)."""
-        return subprocess.Popen(
-            ["pulumi", *args, "--stack", STACK, "--non-interactive"],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+    The secret is left out: it is encrypted per stack (``pulumi config set --secret``).
+    """
+    local = yaml.safe_load(local_stack.read_text())
+    config = {k: v for k, v in local["config"].items() if not k.endswith(":proxmoxTokenSecret")}
+    config[f"{PROJECT}:proxmox"] = {**config[f"{PROJECT}:proxmox"], "endpoint": sim.pve.url, "caBundle": sim.cafile}
+    charts = config.get(f"{PROJECT}:charts")
+    if isinstance(charts, dict) and charts.get("source") == "directory":
+        config[f"{PROJECT}:charts"] = {**charts, "directory": str(SHARED_CHARTS)}
+    config[f"{PROJECT}:tenants"] = [E2E_TENANT]
+    # Tenants' API servers are LoadBalancer Services: MetalLB's pool, inside the management network.
+    config[f"{PROJECT}:kamaji"] = {"loadBalancer": {"ipRange": {"start": "10.10.0.200", "end": "10.10.0.209"}}}
+    return {"config": config}
 
 
 @dataclass
 class Deployment:
-    """A project copy wired to a simulator, with its CLI."""
+    """A project copy wired to a simulator and a local API server, with its CLI."""
 
     cli: Cli
     sim: ServedSimulator
+    kube: LocalKubeApi
     root: Path
 
     @property
     def pve(self) -> Any:
         """The simulator's model (VMs, tokens, requests)."""
         return self.sim.pve
+
+    @property
+    def stack_file(self) -> Path:
+        """The stack's configuration file in the project copy."""
+        return self.cli.cwd / f"Pulumi.{STACK}.yaml"
 
     def guests(self) -> dict[int, Any]:
         """Non-template VMs in the simulator, by VMID."""
@@ -101,76 +117,54 @@ class Deployment:
         assert files, "no checkpoint file found"
         return files[0].read_text()
 
+    def exported_state(self) -> dict[str, Any]:
+        """``pulumi stack export`` (secrets stay encrypted)."""
+        return dict(json.loads(self.cli.run("stack", "export").stdout))
 
-def reap(root: Path) -> None:
-    """Kill plugin processes still running from this deployment's project copy.
-
-    A CLI killed on purpose (the killed-up test) leaves its language host and dynamic-provider processes
-    behind: the engine starts plugins in process groups of their own.
-    """
-    marker = str(root).encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            in_copy = marker in (proc / "cmdline").read_bytes() or os.readlink(proc / "cwd").startswith(str(root))
-            if in_copy:
-                os.kill(int(proc.name), signal.SIGKILL)
-        except OSError:
-            continue
+    def outputs(self) -> dict[str, Any]:
+        """The stack outputs (secrets masked)."""
+        return dict(json.loads(self.cli.run("stack", "output", "--json").stdout))
 
 
-def copy_project(source: Path, project: Path, names: tuple[str, ...] = COPY) -> None:
-    """Copy the program's files from ``source`` (a checkout) into ``project`` and link the virtualenv."""
-    project.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        src = source / name
-        if src.is_dir():
-            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, project / name)
-    (project / ".venv").symlink_to(REPO / ".venv")
-
-
-def stack_file(sim: ServedSimulator, local_stack: Path = REPO / "Pulumi.local.yaml") -> str:
-    """The local stack's configuration pointed at ``sim`` (without the secret, which is set per stack)."""
-    local = yaml.safe_load(local_stack.read_text())
-    config = {k: v for k, v in local["config"].items() if not k.endswith(":proxmoxTokenSecret")}
-    config[f"{PROJECT}:proxmox"] = {**config[f"{PROJECT}:proxmox"], "endpoint": sim.pve.url, "caBundle": sim.cafile}
-    return yaml.safe_dump({"config": config})
-
-
-def cli_env(bin_dir: str, root: Path) -> dict[str, str]:
-    """An environment for the CLI with its own PULUMI_HOME and file backend under ``root``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "PROXMOX_", "KUBECONFIG"))}
-    env.update(
-        PATH=f"{bin_dir}:{env.get('PATH', '')}",
-        PULUMI_HOME=str(root / "home"),
-        PULUMI_BACKEND_URL=f"file://{root / 'state'}",
-        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
-        PULUMI_SKIP_UPDATE_CHECK="true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
-        PULUMI_DISABLE_REGISTRY_RESOLVE="true",
-    )
-    (root / "state").mkdir(exist_ok=True)
-    return env
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """A fresh project copy, backend and simulator; the stack is initialised but nothing is deployed."""
-    bin_dir = toolchain_bin()
-    root = tmp_path_factory.mktemp("e2e")
+def deploy_copy(
+    root: Path, make_stack: Callable[[ServedSimulator], dict[str, Any]] = stack_document
+) -> tuple[Cli, ServedSimulator, LocalKubeApi]:
+    """Project copy, simulator, API server with the CAPI CRDs preloaded, and an initialised stack whose
+    configuration ``make_stack`` writes for the simulator."""
+    bin_dir = pulumi_bin(root / "home")
+    kube_bin = kube_binaries()
     project = root / "project"
     copy_project(REPO, project)
     sim = ServedSimulator(str(root))
     seed(sim.pve)
-    (project / f"Pulumi.{STACK}.yaml").write_text(stack_file(sim))
-    cli = Cli(project, cli_env(bin_dir, root))
-    cli.run("stack", "init")
-    cli.run("config", "set", "--secret", "proxmoxTokenSecret", TOKEN_SECRET)
+    kube = LocalKubeApi(root / "kube", bin_dir=kube_bin).start()
     try:
-        yield Deployment(cli, sim, root)
+        assert kube.kubeconfig is not None
+        kube_api.preload_crds(kube.kubeconfig)
+        stack_file = project / f"Pulumi.{STACK}.yaml"
+        stack_file.write_text(yaml.safe_dump(make_stack(sim), sort_keys=False))
+        # The cluster "bootstrapped elsewhere" has its nodes already: register them as kubelets would.
+        kube_api.register_nodes(kube.kubeconfig, registered_nodes(stack_file))
+        cli = Cli(project, cli_env(bin_dir, root, PASSPHRASE), STACK)
+        cli.run("stack", "init")
+        cli.run("config", "set", "--secret", "proxmoxTokenSecret", TOKEN_SECRET)
+        cli.run("config", "set", "--secret", "managementKubeconfig", stdin=kube.kubeconfig.read_text())
+    except BaseException:
+        kube.stop()
+        sim.stop()
+        raise
+    return cli, sim, kube
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A fresh project copy, backend, simulator and API server; the stack is initialised, nothing deployed."""
+    require_shared()
+    root = tmp_path_factory.mktemp("e2e")
+    cli, sim, kube = deploy_copy(root)
+    try:
+        yield Deployment(cli, sim, kube, root)
     finally:
+        kube.stop()
         sim.stop()
         reap(root)

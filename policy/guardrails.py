@@ -682,6 +682,11 @@ def make_token_policy() -> ResourceValidationPolicy:
 def _chart_pin_violation(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type not in HELM_TYPES:
         return
+    if not has_key(args.props, "chart") and not has_key(args.props, "version"):
+        # Every chart resource requires ``chart``: without both the engine has shown the policy no inputs,
+        # which it does for component resources such as helm.v4.Chart (pulumi-kubernetes#2144). Their
+        # versions are pinned by config.versions (ChartVersion accepts only one exact version).
+        return
     chart = value_at(args.props, "chart")
     if isinstance(chart, str) and (chart.startswith(("./", "../", "/")) or "@sha256:" in chart):
         return  # a chart in this repository (pinned by the commit) or pinned by digest

@@ -5,12 +5,15 @@ components' URNs follow their type tokens and parents. So the previous layout it
 the move, taken from git history with ``git archive``) runs ``pulumi up`` on the local stack against the
 simulator; then this checkout runs on the same state and the same stack file.
 
-The previous layout's local stack had no Kubernetes side in the engine (``localRender`` with mocks);
-this checkout renders that side through the kubernetes plugin, so its first ``up`` adds those objects.
+The previous layout's local stack had no Kubernetes side in the engine (``localRender`` with mocks).
+The stack file then upgrades the way this checkout's Pulumi.local.yaml did: no ``localRender``, the
+cluster bootstrapped elsewhere (the local API server, its kubeconfig the secret managementKubeconfig),
+charts from the pinned unpacked copies. So this checkout's first ``up`` adds the Kubernetes objects.
 What must hold is that nothing the old state holds changes: after this checkout's first ``up`` every
-resource of the old state has the same ID, inputs and outputs, and no VM changed; then ``up`` and
-``refresh`` change nothing more, and ``destroy`` still loads the old pickles stored in the resources'
-outputs and leaves only the templates.
+resource of the old state has the same ID, inputs and outputs (plaintexts; only the provider's
+configuration takes the upgraded keys), and no VM changed; then ``up`` and ``refresh`` change nothing
+more, and ``destroy`` still loads the old pickles stored in the resources' outputs and leaves only the
+templates.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from tests.e2e.conftest import PASSPHRASE, REPO, SHARED_CHARTS, STACK, pulumi_bi
 from tests.support.kube import kube_binaries
 from tools import kube_api
 from tools.kube_api import LocalKubeApi
+from tools.local_stack import registered_nodes
 from tools.scratch import PROJECT, Cli, cli_env, copy_project, reap
 from tools.simulator import TOKEN_SECRET, ServedSimulator, seed
 
@@ -86,24 +90,19 @@ def upgrade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upgrade]:
     config = previous_stack_file(sim, tree / "Pulumi.local.yaml")
     for project in (old_project, new_project):
         (project / f"Pulumi.{STACK}.yaml").write_text(config)
-    # The new side renders the Kubernetes side (the stack keeps localRender): Helm's lookups and the
-    # provider's discovery ask an empty API server holding the reference CRDs, as tools.render does.
+    # The new side applies the Kubernetes side to a local API server, as the upgraded local stack does.
     kube = LocalKubeApi(root / "kube", bin_dir=kube_binaries()).start()
     assert kube.kubeconfig is not None
-    kube_api.preload_crds(kube.kubeconfig, patterns=("*.yaml",))
+    kube_api.preload_crds(kube.kubeconfig)
     old = Cli(old_project, env, STACK)
-    new = Cli(new_project, {**env, "KUBECONFIG": str(kube.kubeconfig)}, STACK)
+    new = Cli(new_project, env, STACK)
     old.run("stack", "init")
     old.run("config", "set", "--secret", "proxmoxTokenSecret", TOKEN_SECRET)
-    # The secret is encrypted with the stack's salt, which `stack init` wrote into the old copy's file;
-    # the new side adds only where its charts come from (offline: the pinned unpacked copies).
-    document = yaml.safe_load((old_project / f"Pulumi.{STACK}.yaml").read_text())
-    document["config"][f"{PROJECT}:charts"] = {
-        "source": "directory",
-        "directory": str(SHARED_CHARTS),
-        "installer": "chart",
-    }
-    (new_project / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    # The secrets are encrypted with the stack's salt, which `stack init` wrote into the old copy's file.
+    new_stack = new_project / f"Pulumi.{STACK}.yaml"
+    new_stack.write_text(upgraded_stack_file((old_project / f"Pulumi.{STACK}.yaml").read_text()))
+    kube_api.register_nodes(kube.kubeconfig, registered_nodes(new_stack))
+    new.run("config", "set", "--secret", "managementKubeconfig", stdin=kube.kubeconfig.read_text())
     try:
         old.run("up", "--yes", "--skip-preview")
         yield Upgrade(old, new, sim)
@@ -119,6 +118,27 @@ def previous_stack_file(sim: ServedSimulator, local_stack: Path) -> str:
     config = {k: v for k, v in local["config"].items() if not k.endswith(":proxmoxTokenSecret")}
     config[f"{PROJECT}:proxmox"] = {**config[f"{PROJECT}:proxmox"], "endpoint": sim.pve.url, "caBundle": sim.cafile}
     return yaml.safe_dump({"config": config})
+
+
+UPGRADED_KEYS = tuple(f"{PROJECT}:{k}" for k in ("localRender", "managementCluster", "charts", "managementKubeconfig"))
+"""Stack configuration keys the upgrade changes: the default provider's inputs hold the stack config."""
+
+UPGRADED_OUTPUTS = ("managementApiEndpoint", "renderDir", "apiEndpoint", "kubeconfig")
+"""Outputs of the stack and of components that describe the management cluster's API: rendered
+placeholders before, the cluster bootstrapped elsewhere after. Resources (``custom``) keep all theirs."""
+
+
+def upgraded_stack_file(old_text: str) -> str:
+    """The old stack file (its salt and secret kept) upgraded as this checkout's Pulumi.local.yaml was:
+    ``localRender`` gone, ``managementCluster`` bootstrapped elsewhere, charts from the unpacked copies."""
+    document = yaml.safe_load(old_text)
+    current = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())["config"]
+    config = {k: v for k, v in document["config"].items() if k != f"{PROJECT}:localRender"}
+    mc_key, charts_key = f"{PROJECT}:managementCluster", f"{PROJECT}:charts"
+    bootstrap = {k: current[mc_key][k] for k in ("bootstrap", "awaitReadiness")}
+    config[mc_key] = {**config[mc_key], **bootstrap}
+    config[charts_key] = {**current[charts_key], "directory": str(SHARED_CHARTS)}
+    return yaml.safe_dump({**document, "config": config}, sort_keys=False)
 
 
 def providers_in_state(cli: Cli) -> set[str]:
@@ -158,16 +178,33 @@ def test_the_previous_layout_wrote_its_own_module_paths(upgrade: Upgrade) -> Non
 
 
 def resources_by_urn(cli: Cli) -> dict[str, dict[str, Any]]:
-    """The stack's resources by URN, as ``pulumi stack export`` holds them (secrets stay encrypted)."""
-    state = json.loads(cli.run("stack", "export").stdout)
+    """The stack's resources by URN, secrets decrypted: a secret is re-encrypted with a fresh nonce
+    whenever the engine writes it, so only plaintexts can be compared."""
+    state = json.loads(cli.run("stack", "export", "--show-secrets").stdout)
     return {r["urn"]: r for r in state["deployment"]["resources"]}
 
 
 def comparable(resource: dict[str, Any]) -> dict[str, Any]:
     """What must not change about a resource: its ID, its outputs and its inputs, except the pickled
-    provider in the inputs, which the engine rewrites on every step to the program's current one."""
-    inputs = {k: v for k, v in (resource.get("inputs") or {}).items() if k != "__provider"}
-    return {"id": resource.get("id"), "inputs": inputs, "outputs": resource.get("outputs")}
+    provider in the inputs, which the engine rewrites on every step to the program's current one, and
+    the configuration keys the upgrade changes, which a provider resource holds as inputs and outputs,
+    and the management API's outputs of components and the stack (``UPGRADED_OUTPUTS``)."""
+    upgraded = ("__provider", *UPGRADED_KEYS) if resource["type"].startswith("pulumi:providers:") else ("__provider",)
+    inputs = {k: v for k, v in (resource.get("inputs") or {}).items() if k not in upgraded}
+    if not resource.get("custom"):
+        upgraded = (*upgraded, *UPGRADED_OUTPUTS)
+    outputs = {k: v for k, v in (resource.get("outputs") or {}).items() if k not in upgraded[1:]}
+    return {"id": resource.get("id"), "inputs": inputs, "outputs": outputs}
+
+
+def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Which parts of ``comparable`` differ: ``id``, ``inputs.<key>``, ``outputs.<key>``."""
+    old, new = comparable(before), comparable(after)
+    found = ["id"] if old["id"] != new["id"] else []
+    for part in ("inputs", "outputs"):
+        a, b = old[part] or {}, new[part] or {}
+        found += [f"{part}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return found
 
 
 def vm_configs(sim: ServedSimulator) -> dict[int, dict[str, Any]]:
@@ -183,11 +220,16 @@ def test_this_layout_changes_nothing_the_old_state_holds(upgrade: Upgrade) -> No
     upgrade.new.run("up", "--yes", "--skip-preview")
     after = resources_by_urn(upgrade.new)
     assert set(before) <= set(after), f"resources of the old state gone: {set(before) - set(after)}"
-    changed = [urn for urn in before if comparable(before[urn]) != comparable(after[urn])]
-    assert changed == [], f"the new layout changed resources of the old state: {changed}"
+    changed = {urn: differences(before[urn], after[urn]) for urn in before}
+    changed = {urn: parts for urn, parts in changed.items() if parts}
+    assert changed == {}, f"the new layout changed resources of the old state: {json.dumps(changed, indent=1)}"
     assert vm_configs(upgrade.sim) == vms, "a VM in the simulator was changed"
     added = set(after) - set(before)
-    assert added and all("kubernetes" in urn for urn in added), sorted(added)  # only the Kubernetes side is new
+    # Only the Kubernetes side is new (its objects, the components holding them, their providers): no
+    # Proxmox resource (every one is a Python dynamic resource) was added.
+    assert any("$kubernetes:" in urn for urn in added), sorted(added)
+    proxmox_added = sorted(urn for urn in added if after[urn]["type"] == "pulumi-python:dynamic:Resource")
+    assert proxmox_added == [], proxmox_added
 
 
 def test_this_layout_then_ups_and_refreshes_with_no_change(upgrade: Upgrade) -> None:

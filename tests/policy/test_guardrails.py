@@ -469,6 +469,13 @@ def test_an_exactly_pinned_chart_passes(type_: str, props: dict[str, Any]) -> No
     assert check_resource("helm-chart-version-pinned", type_, props) == []
 
 
+def test_a_component_chart_whose_inputs_the_engine_hides_is_not_judged() -> None:
+    # The engine gives a policy no inputs of a component resource (helm.v4.Chart): an empty mapping is
+    # "not visible", not "no version" (pulumi-kubernetes#2144); the e2e policy test runs such a stack.
+    assert check_resource("helm-chart-version-pinned", CHART_V4, {}) == []
+    assert len(check_resource("helm-chart-version-pinned", CHART_V4, {"version": "^1.0.0"})) == 1
+
+
 @pytest.mark.parametrize(
     ("props", "why"),
     [

@@ -112,7 +112,12 @@ def test_charts_with_a_kube_version_constraint_render_offline(rendered: RenderRe
     assert constraint, f"{chart_dir.name} has no kubeVersion: this case no longer guards the trap"
     kind, name = KUBE_VERSION_CHARTS[chart]
     obj = named(rendered, kind, name)
-    assert obj["metadata"].get("labels"), f"{kind} {name} carries no chart labels: not the chart's own output"
+    # Every case is a workload: a templated pod spec with the chart's labels and images proves the chart
+    # rendered (some charts, kube-ovn among them, put no labels on the workload's own metadata).
+    template = obj["spec"]["template"]
+    assert template["metadata"].get("labels"), f"{kind} {name} has no pod labels: not the chart's own output"
+    images = [c.get("image") for c in template["spec"]["containers"]]
+    assert images and all(images), f"{kind} {name} has a container without an image: {images}"
 
 
 def test_no_secret_value_is_written(rendered: RenderReport) -> None:

@@ -38,6 +38,8 @@ from fakepve.routing import split_list as _split_list
 from fakepve.server import USER, FakePve, params
 from fakepve.shapes import PRIVILEGES
 
+from tools.simulator_pending import PendingAppliedConfig
+
 Handler = Callable[[dict[str, Any], Any], Coroutine[Any, Any, Any]]
 Route = tuple[str, str, Handler]
 
@@ -649,8 +651,9 @@ def _expired(expire: Any) -> bool:
     return bool(expire) and int(expire) < time.time()
 
 
-class LocalPve(AccessControlApi, FakePve):  # type: ignore[misc]  # fakepve is untyped
-    """The simulator of the local stack: fakepve plus stateful access control."""
+class LocalPve(AccessControlApi, PendingAppliedConfig, FakePve):  # type: ignore[misc]  # fakepve is untyped
+    """The simulator of the local stack: fakepve plus stateful access control, and VM configs read with
+    their pending changes applied as Proxmox reads them."""
 
 
 __all__ = ["BUILTIN_ROLES", "AccessControlApi", "LocalPve", "normalize_acl_path"]

@@ -5,7 +5,7 @@ Run: .venv/bin/python -m benchmarks.real_engine          (needs ../shared beside
 Prints, each measured in this run unless marked "recorded":
 
 * toolchains: the cold build time each cache recorded when it was built (a cold build takes
-  ~35 min on two cores, so it is read from the caches' VERSIONS files, "recorded"), and a warm call
+  13-35 min on two cores, so it is read from the caches' VERSIONS files, "recorded"), and a warm call
   of each script now (cache hit), with the ratio;
 * the local API server: start to ``/readyz`` (fresh PKI, empty etcd), the CRD preload, and the
   kube-apiserver's RSS with the preloaded CRDs;

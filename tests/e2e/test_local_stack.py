@@ -310,6 +310,25 @@ def test_secrets_never_appear_in_state_or_cli_output(deployment: Deployment) -> 
     assert "ciphertext" in state  # secrets are there, encrypted
 
 
+def left_after_destroy(d: Deployment, refs: list[ObjectRef], bound: float = 120.0) -> dict[ObjectRef, dict[str, Any]]:
+    """What of ``refs`` is still on the server once the deletions destroy requested have finished.
+
+    A chart installed with skipAwait (Cilium's, or any chart with ``awaitReadiness: false``) marks all
+    its objects, its Namespaces too, so the provider does not wait for their deletion: destroy returns
+    while the namespace controller is still emptying such a Namespace. Objects being deleted (a
+    deletionTimestamp, set by destroy) are waited for within ``bound``; anything else is left as it is.
+    """
+    deadline = time.monotonic() + bound
+    while True:
+        left = on_server(d, refs)
+        terminating = [ref for ref, obj in left.items() if obj["metadata"].get("deletionTimestamp")]
+        if not terminating:
+            return left
+        still = sorted(map(str, terminating))
+        assert time.monotonic() < deadline, f"still terminating {bound:g}s after destroy: {still}"
+        time.sleep(1)
+
+
 def test_destroy_leaves_only_the_templates_and_the_api_servers_own_objects(deployment: Deployment) -> None:
     from kubernetes import client
 
@@ -332,7 +351,7 @@ def test_destroy_leaves_only_the_templates_and_the_api_servers_own_objects(deplo
     for obj in on_server(deployment, nodes).values():
         labels = obj["metadata"].get("labels") or {}
         assert not any(k.startswith("topology.kubernetes.io/") for k in labels), labels
-    assert set(on_server(deployment, [r for r in refs if r.kind != "Node"])) == kept
+    assert set(left_after_destroy(deployment, [r for r in refs if r.kind != "Node"])) == kept
     names = {ns.metadata.name for ns in core(deployment).list_namespace().items}
     assert names == BUILT_IN_NAMESPACES
     crds = client.ApiextensionsV1Api(deployment.kube.api_client()).list_custom_resource_definition().items

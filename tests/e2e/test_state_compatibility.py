@@ -87,9 +87,7 @@ def upgrade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upgrade]:
     old_project, new_project = root / "old", root / "new"
     copy_project(tree, old_project, PREVIOUS_COPY)
     copy_project(REPO, new_project)
-    config = previous_stack_file(sim, tree / "Pulumi.local.yaml")
-    for project in (old_project, new_project):
-        (project / f"Pulumi.{STACK}.yaml").write_text(config)
+    (old_project / f"Pulumi.{STACK}.yaml").write_text(previous_stack_file(sim, tree / "Pulumi.local.yaml"))
     # The new side applies the Kubernetes side to a local API server, as the upgraded local stack does.
     kube = LocalKubeApi(root / "kube", bin_dir=kube_binaries()).start()
     assert kube.kubeconfig is not None
@@ -189,11 +187,11 @@ def comparable(resource: dict[str, Any]) -> dict[str, Any]:
     provider in the inputs, which the engine rewrites on every step to the program's current one, and
     the configuration keys the upgrade changes, which a provider resource holds as inputs and outputs,
     and the management API's outputs of components and the stack (``UPGRADED_OUTPUTS``)."""
-    upgraded = ("__provider", *UPGRADED_KEYS) if resource["type"].startswith("pulumi:providers:") else ("__provider",)
-    inputs = {k: v for k, v in (resource.get("inputs") or {}).items() if k not in upgraded}
-    if not resource.get("custom"):
-        upgraded = (*upgraded, *UPGRADED_OUTPUTS)
-    outputs = {k: v for k, v in (resource.get("outputs") or {}).items() if k not in upgraded[1:]}
+    config_keys = UPGRADED_KEYS if resource["type"].startswith("pulumi:providers:") else ()
+    api_outputs = () if resource.get("custom") else UPGRADED_OUTPUTS
+    skipped_inputs, skipped_outputs = {"__provider", *config_keys}, {*config_keys, *api_outputs}
+    inputs = {k: v for k, v in (resource.get("inputs") or {}).items() if k not in skipped_inputs}
+    outputs = {k: v for k, v in (resource.get("outputs") or {}).items() if k not in skipped_outputs}
     return {"id": resource.get("id"), "inputs": inputs, "outputs": outputs}
 
 
